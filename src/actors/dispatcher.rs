@@ -1,0 +1,650 @@
+//! `Dispatcher`: the single owner of every rider's dispatch state and of the R-tree of
+//! available riders. Owning both in one actor is what makes "one rider, one offer" hold
+//! without locks: reserving a rider (taking it out of the index) and handing it an offer are
+//! one step of one mailbox, so two orders can never race for the same rider.
+//!
+//! Invariant, kept by [`Dispatcher::reindex`]: a rider is in `available` iff it is
+//! `Available`, has a known position, no offer and no order.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+
+use super::error::EngineError;
+use super::hub::Audience;
+use super::order::ApplyCommand;
+use super::services::Shared;
+use crate::domain::{Command, CustomerId, Delivery, LatLng, OrderId, RiderId, RiderStatus};
+use crate::geo::PointIndex;
+use crate::persistence::RiderRecord;
+use crate::wire::{OfferRestaurant, OfferView, RiderView, ServerMessage};
+
+#[derive(Clone, Debug)]
+struct Offer {
+    order_id: OrderId,
+    expires_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug)]
+struct Assignment {
+    order_id: OrderId,
+    /// Set at pickup: from then on the customer sees this rider's position.
+    customer: Option<CustomerId>,
+}
+
+#[derive(Clone, Debug)]
+struct Rider {
+    name: String,
+    status: RiderStatus,
+    location: Option<LatLng>,
+    offer: Option<Offer>,
+    order: Option<Assignment>,
+    rev: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum JobState {
+    /// Nobody in range that has not been tried: wait for riders to come online or closer.
+    Waiting,
+    Offered(RiderId),
+    /// The rider accepted; the order actor is recording the assignment.
+    Assigning(RiderId),
+}
+
+/// An order looking for a rider.
+#[derive(Clone, Debug)]
+struct Job {
+    seq: u64,
+    restaurant: OfferRestaurant,
+    delivery: Delivery,
+    tried: HashSet<RiderId>,
+    deadline: DateTime<Utc>,
+    state: JobState,
+}
+
+pub struct Dispatcher {
+    services: Shared,
+    riders: HashMap<RiderId, Rider>,
+    available: PointIndex<RiderId>,
+    jobs: HashMap<OrderId, Job>,
+    /// Which rider carries which order, for releasing riders when an order ends.
+    carrying: HashMap<OrderId, RiderId>,
+    next_seq: u64,
+    /// Riders whose position moved since their last snapshot.
+    moved: HashSet<RiderId>,
+}
+
+impl Dispatcher {
+    pub fn new(services: Shared, riders: Vec<RiderRecord>) -> Self {
+        let mut d = Self {
+            services,
+            riders: HashMap::new(),
+            available: PointIndex::new(),
+            jobs: HashMap::new(),
+            carrying: HashMap::new(),
+            next_seq: 0,
+            moved: HashSet::new(),
+        };
+        for r in riders {
+            // Offers do not survive a restart: the rider becomes free again and the order's
+            // dispatch starts over when its actor is recovered.
+            let order = r.order_id.map(|order_id| Assignment { order_id, customer: None });
+            if let Some(a) = &order {
+                d.carrying.insert(a.order_id, r.id);
+            }
+            d.riders.insert(
+                r.id,
+                Rider { name: r.name, status: r.status, location: r.location, offer: None, order, rev: r.rev },
+            );
+            d.reindex(r.id);
+        }
+        d
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.services.clock.now()
+    }
+
+    /// The one place that decides whether a rider may be offered orders.
+    fn reindex(&mut self, id: RiderId) {
+        let Some(r) = self.riders.get(&id) else {
+            self.available.remove(id);
+            return;
+        };
+        match (r.status, r.location, &r.offer, &r.order) {
+            (RiderStatus::Available, Some(at), None, None) => self.available.upsert(id, at),
+            _ => {
+                self.available.remove(id);
+            }
+        }
+    }
+
+    /// Bumps the rider's revision and returns the snapshot to persist.
+    fn snapshot(&mut self, id: RiderId) -> Option<RiderRecord> {
+        let r = self.riders.get_mut(&id)?;
+        r.rev += 1;
+        Some(RiderRecord {
+            id,
+            name: r.name.clone(),
+            status: r.status,
+            location: r.location,
+            offer: r.offer.as_ref().map(|o| (o.order_id, o.expires_at)),
+            order_id: r.order.as_ref().map(|a| a.order_id),
+            rev: r.rev,
+        })
+    }
+
+    /// Persists in the background; the `rev` guard keeps out-of-order writes harmless.
+    fn persist_later(&mut self, id: RiderId, ctx: &mut Context<Self>) {
+        if let Some(rec) = self.snapshot(id) {
+            let store = self.services.store.clone();
+            ctx.spawn(
+                async move {
+                    if let Err(error) = store.save_rider(&rec).await {
+                        tracing::error!(rider_id = %rec.id, %error, "could not persist rider");
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+    }
+
+    /// A future that completes when the rider's current state is durable.
+    fn persist_now(&mut self, id: RiderId) -> impl Future<Output = Result<(), EngineError>> + 'static {
+        let rec = self.snapshot(id);
+        let store = self.services.store.clone();
+        async move {
+            if let Some(rec) = rec {
+                store.save_rider(&rec).await?;
+            }
+            Ok(())
+        }
+    }
+
+    fn view(&self, id: RiderId) -> Option<RiderView> {
+        let r = self.riders.get(&id)?;
+        Some(RiderView {
+            id,
+            name: r.name.clone(),
+            status: r.status,
+            location: r.location,
+            offer: r.offer.as_ref().map(|o| OfferView { order_id: o.order_id, expires_at: o.expires_at }),
+            order_id: r.order.as_ref().map(|a| a.order_id),
+        })
+    }
+
+    /// Offers a waiting order to the nearest available rider in range it has not tried.
+    fn try_offer(&mut self, order_id: OrderId, ctx: &mut Context<Self>) {
+        let radius = self.services.policy.radius_m;
+        let Some(job) = self.jobs.get_mut(&order_id) else { return };
+        if job.state != JobState::Waiting {
+            return;
+        }
+        let Some((rider_id, distance_m)) =
+            self.available
+                .nearest_within(job.restaurant.location, radius, |id| job.tried.contains(&id))
+        else {
+            return;
+        };
+        let expires_at = self.services.clock.now()
+            + chrono::Duration::from_std(self.services.timings.offer_timeout).unwrap_or_default();
+        job.tried.insert(rider_id);
+        job.state = JobState::Offered(rider_id);
+        let msg = ServerMessage::Offer {
+            order_id,
+            restaurant: job.restaurant.clone(),
+            delivery: job.delivery.clone(),
+            expires_at,
+        };
+        if let Some(r) = self.riders.get_mut(&rider_id) {
+            r.offer = Some(Offer { order_id, expires_at });
+        }
+        self.reindex(rider_id);
+        tracing::info!(%order_id, %rider_id, distance_m = distance_m.round(), "offer sent");
+        metrics::counter!("dabba_offers_total").increment(1);
+        self.services.hub.send(&[Audience::Rider(rider_id)], &msg);
+        self.persist_later(rider_id, ctx);
+    }
+
+    /// Offers every waiting order, oldest first (each may now find a rider).
+    fn offer_waiting(&mut self, ctx: &mut Context<Self>) {
+        if self.available.is_empty() {
+            return;
+        }
+        let mut waiting: Vec<(u64, OrderId)> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.state == JobState::Waiting)
+            .map(|(id, j)| (j.seq, *id))
+            .collect();
+        waiting.sort_unstable();
+        for (_, order_id) in waiting {
+            self.try_offer(order_id, ctx);
+        }
+    }
+
+    /// Takes back the open offer of `order_id` (timeout, order ended, rider went offline).
+    fn withdraw_offer(&mut self, rider_id: RiderId, order_id: OrderId, ctx: &mut Context<Self>) {
+        let Some(r) = self.riders.get_mut(&rider_id) else { return };
+        if r.offer.as_ref().map(|o| o.order_id) != Some(order_id) {
+            return;
+        }
+        r.offer = None;
+        self.reindex(rider_id);
+        self.services
+            .hub
+            .send(&[Audience::Rider(rider_id)], &ServerMessage::OfferWithdrawn { order_id });
+        self.persist_later(rider_id, ctx);
+    }
+
+    /// Frees a rider from `order_id` (delivered, cancelled, or the assignment failed).
+    fn release(&mut self, rider_id: RiderId, order_id: OrderId, ctx: &mut Context<Self>) {
+        let Some(r) = self.riders.get_mut(&rider_id) else { return };
+        if r.order.as_ref().map(|a| a.order_id) != Some(order_id) {
+            return;
+        }
+        r.order = None;
+        if r.status == RiderStatus::Busy {
+            r.status = RiderStatus::Available;
+        }
+        self.carrying.remove(&order_id);
+        self.reindex(rider_id);
+        self.persist_later(rider_id, ctx);
+        self.offer_waiting(ctx);
+    }
+
+    /// Expires offers and gives up on orders past their deadline; returns the latter so the
+    /// caller can end them (`no_rider_found`).
+    fn tick(&mut self, ctx: &mut Context<Self>) -> Vec<OrderId> {
+        let now = self.now();
+        let expired: Vec<(OrderId, RiderId)> = self
+            .jobs
+            .iter()
+            .filter_map(|(order_id, j)| match j.state {
+                JobState::Offered(rider) => {
+                    let due = self.riders.get(&rider).and_then(|r| r.offer.as_ref()).is_none_or(|o| o.expires_at <= now);
+                    due.then_some((*order_id, rider))
+                }
+                _ => None,
+            })
+            .collect();
+        for (order_id, rider_id) in expired {
+            tracing::info!(%order_id, %rider_id, "offer timed out");
+            metrics::counter!("dabba_offer_timeouts_total").increment(1);
+            self.withdraw_offer(rider_id, order_id, ctx);
+            if let Some(job) = self.jobs.get_mut(&order_id) {
+                job.state = JobState::Waiting;
+            }
+        }
+        let overdue: Vec<OrderId> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.deadline <= now && !matches!(j.state, JobState::Assigning(_)))
+            .map(|(id, _)| *id)
+            .collect();
+        for order_id in &overdue {
+            if let Some(job) = self.jobs.remove(order_id)
+                && let JobState::Offered(rider_id) = job.state
+            {
+                self.withdraw_offer(rider_id, *order_id, ctx);
+            }
+            tracing::info!(%order_id, "no rider found before the deadline");
+        }
+        self.offer_waiting(ctx);
+        overdue
+    }
+
+    fn give_up(&self, orders: Vec<OrderId>, ctx: &mut Context<Self>) {
+        for order_id in orders {
+            if let Some(addr) = self.services.directory.order(order_id) {
+                ctx.spawn(
+                    async move {
+                        if let Err(error) = addr.send(ApplyCommand(Command::GiveUpDispatch)).await {
+                            tracing::error!(%order_id, %error, "could not end undispatched order");
+                        }
+                    }
+                    .into_actor(self),
+                );
+            }
+        }
+    }
+
+    fn flush_moved(&mut self, ctx: &mut Context<Self>) {
+        for id in std::mem::take(&mut self.moved) {
+            self.persist_later(id, ctx);
+        }
+    }
+}
+
+impl Actor for Dispatcher {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        ctx.set_mailbox_capacity(65_536);
+        ctx.run_interval(self.services.timings.tick, |act, ctx| {
+            let overdue = act.tick(ctx);
+            act.give_up(overdue, ctx);
+        });
+        // Positions are telemetry: written in batches rather than on every update.
+        ctx.run_interval(Duration::from_secs(2), |act, ctx| act.flush_moved(ctx));
+    }
+}
+
+impl Supervised for Dispatcher {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        metrics::counter!("dabba_actor_restarts_total", "kind" => "dispatcher").increment(1);
+        tracing::warn!("dispatcher restarting");
+    }
+}
+
+/// Adds a newly registered rider (offline, no position).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AddRider {
+    pub id: RiderId,
+    pub name: String,
+}
+
+impl Handler<AddRider> for Dispatcher {
+    type Result = ();
+    fn handle(&mut self, msg: AddRider, _ctx: &mut Self::Context) {
+        self.riders.entry(msg.id).or_insert(Rider {
+            name: msg.name,
+            status: RiderStatus::Offline,
+            location: None,
+            offer: None,
+            order: None,
+            rev: 1,
+        });
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Option<RiderView>")]
+pub struct GetRider(pub RiderId);
+
+impl Handler<GetRider> for Dispatcher {
+    type Result = Option<RiderView>;
+    fn handle(&mut self, GetRider(id): GetRider, _ctx: &mut Self::Context) -> Self::Result {
+        self.view(id)
+    }
+}
+
+/// A rider going available or offline (`busy` is the engine's to set).
+#[derive(Message)]
+#[rtype(result = "Result<RiderView, EngineError>")]
+pub struct SetRiderStatus {
+    pub rider: RiderId,
+    pub status: RiderStatus,
+}
+
+impl Handler<SetRiderStatus> for Dispatcher {
+    type Result = ResponseFuture<Result<RiderView, EngineError>>;
+
+    fn handle(&mut self, msg: SetRiderStatus, ctx: &mut Self::Context) -> Self::Result {
+        let Some(r) = self.riders.get_mut(&msg.rider) else {
+            return Box::pin(async { Err(EngineError::NotFound("rider")) });
+        };
+        if msg.status == RiderStatus::Busy {
+            return Box::pin(async { Err(EngineError::InvalidState("riders cannot set themselves busy".into())) });
+        }
+        if r.order.is_some() {
+            return Box::pin(async {
+                Err(EngineError::InvalidState("a rider on a delivery stays busy until it is delivered".into()))
+            });
+        }
+        r.status = msg.status;
+        let open_offer = r.offer.as_ref().map(|o| o.order_id);
+        if let (RiderStatus::Offline, Some(order_id)) = (msg.status, open_offer) {
+            // Going offline with an offer open counts as rejecting it.
+            self.withdraw_offer(msg.rider, order_id, ctx);
+            if let Some(job) = self.jobs.get_mut(&order_id) {
+                job.state = JobState::Waiting;
+            }
+        }
+        self.reindex(msg.rider);
+        self.offer_waiting(ctx);
+        let saved = self.persist_now(msg.rider);
+        let view = self.view(msg.rider);
+        Box::pin(async move {
+            saved.await?;
+            view.ok_or(EngineError::NotFound("rider"))
+        })
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct UpdateLocation {
+    pub rider: RiderId,
+    pub at: LatLng,
+}
+
+impl Handler<UpdateLocation> for Dispatcher {
+    type Result = Result<(), EngineError>;
+
+    fn handle(&mut self, msg: UpdateLocation, ctx: &mut Self::Context) -> Self::Result {
+        let r = self.riders.get_mut(&msg.rider).ok_or(EngineError::NotFound("rider"))?;
+        let was_indexed = self.available.contains(msg.rider);
+        r.location = Some(msg.at);
+        let carrying = r.order.clone();
+        self.moved.insert(msg.rider);
+        self.reindex(msg.rider);
+        let mut to = vec![Audience::Ops];
+        let mut order_id = None;
+        if let Some(Assignment { order_id: o, customer: Some(c) }) = carrying {
+            to.push(Audience::Customer(c));
+            order_id = Some(o);
+        }
+        self.services.hub.send(
+            &to,
+            &ServerMessage::RiderLocation { order_id, rider_id: msg.rider, location: msg.at },
+        );
+        // A rider newly able to take orders, or moving while free, may be in range of a
+        // waiting order now.
+        if self.available.contains(msg.rider) && (!was_indexed || self.jobs.values().any(|j| j.state == JobState::Waiting)) {
+            self.offer_waiting(ctx);
+        }
+        Ok(())
+    }
+}
+
+/// The restaurant accepted: find a rider for this order.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct StartDispatch {
+    pub order_id: OrderId,
+    pub restaurant: OfferRestaurant,
+    pub delivery: Delivery,
+}
+
+impl Handler<StartDispatch> for Dispatcher {
+    type Result = ();
+
+    fn handle(&mut self, msg: StartDispatch, ctx: &mut Self::Context) {
+        if self.jobs.contains_key(&msg.order_id) || self.carrying.contains_key(&msg.order_id) {
+            return;
+        }
+        let deadline = self.now() + chrono::Duration::from_std(self.services.timings.deadline).unwrap_or_default();
+        self.next_seq += 1;
+        self.jobs.insert(
+            msg.order_id,
+            Job {
+                seq: self.next_seq,
+                restaurant: msg.restaurant,
+                delivery: msg.delivery,
+                tried: HashSet::new(),
+                deadline,
+                state: JobState::Waiting,
+            },
+        );
+        self.try_offer(msg.order_id, ctx);
+    }
+}
+
+/// The customer moved the delivery point: later offers show the new one.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct UpdateDispatchDelivery {
+    pub order_id: OrderId,
+    pub delivery: Delivery,
+}
+
+impl Handler<UpdateDispatchDelivery> for Dispatcher {
+    type Result = ();
+    fn handle(&mut self, msg: UpdateDispatchDelivery, _ctx: &mut Self::Context) {
+        if let Some(job) = self.jobs.get_mut(&msg.order_id) {
+            job.delivery = msg.delivery;
+        }
+    }
+}
+
+/// A rider's answer to an offer.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct AnswerOffer {
+    pub rider: RiderId,
+    pub order_id: OrderId,
+    pub accept: bool,
+}
+
+impl Handler<AnswerOffer> for Dispatcher {
+    type Result = ResponseFuture<Result<(), EngineError>>;
+
+    fn handle(&mut self, msg: AnswerOffer, ctx: &mut Self::Context) -> Self::Result {
+        let now = self.now();
+        let active = self
+            .riders
+            .get(&msg.rider)
+            .and_then(|r| r.offer.as_ref())
+            .is_some_and(|o| o.order_id == msg.order_id && o.expires_at > now);
+        if !active {
+            return Box::pin(async { Err(EngineError::OfferNotActive) });
+        }
+        if let Some(r) = self.riders.get_mut(&msg.rider) {
+            r.offer = None;
+            if msg.accept {
+                r.status = RiderStatus::Busy;
+                r.order = Some(Assignment { order_id: msg.order_id, customer: None });
+            }
+        }
+        if let Some(job) = self.jobs.get_mut(&msg.order_id) {
+            job.state = if msg.accept { JobState::Assigning(msg.rider) } else { JobState::Waiting };
+        }
+        if msg.accept {
+            self.carrying.insert(msg.order_id, msg.rider);
+            metrics::counter!("dabba_offer_answers_total", "answer" => "accept").increment(1);
+        } else {
+            metrics::counter!("dabba_offer_answers_total", "answer" => "reject").increment(1);
+        }
+        self.reindex(msg.rider);
+        // Rejected: the order moves on to the next nearest; the rider is free for others.
+        self.offer_waiting(ctx);
+        Box::pin(self.persist_now(msg.rider))
+    }
+}
+
+/// The order actor recorded the assignment (`ok`) or refused it (order ended meanwhile).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct AssignmentRecorded {
+    pub rider: RiderId,
+    pub order_id: OrderId,
+    pub ok: bool,
+}
+
+impl Handler<AssignmentRecorded> for Dispatcher {
+    type Result = ();
+    fn handle(&mut self, msg: AssignmentRecorded, ctx: &mut Self::Context) {
+        if msg.ok {
+            self.jobs.remove(&msg.order_id);
+            return;
+        }
+        if let Some(job) = self.jobs.get_mut(&msg.order_id)
+            && job.state == JobState::Assigning(msg.rider)
+        {
+            job.state = JobState::Waiting;
+        }
+        self.release(msg.rider, msg.order_id, ctx);
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RiderPickedUp {
+    pub rider: RiderId,
+    pub order_id: OrderId,
+    pub customer_id: CustomerId,
+}
+
+impl Handler<RiderPickedUp> for Dispatcher {
+    type Result = ();
+    fn handle(&mut self, msg: RiderPickedUp, _ctx: &mut Self::Context) {
+        if let Some(Rider { order: Some(a), .. }) = self.riders.get_mut(&msg.rider)
+            && a.order_id == msg.order_id
+        {
+            a.customer = Some(msg.customer_id);
+        }
+    }
+}
+
+/// The order reached a terminal stage: withdraw its offer, free its rider.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct EndDispatch {
+    pub order_id: OrderId,
+}
+
+impl Handler<EndDispatch> for Dispatcher {
+    type Result = ();
+    fn handle(&mut self, msg: EndDispatch, ctx: &mut Self::Context) {
+        if let Some(job) = self.jobs.remove(&msg.order_id)
+            && let JobState::Offered(rider) = job.state
+        {
+            self.withdraw_offer(rider, msg.order_id, ctx);
+        }
+        if let Some(rider) = self.carrying.get(&msg.order_id).copied() {
+            self.release(rider, msg.order_id, ctx);
+        }
+        self.offer_waiting(ctx);
+    }
+}
+
+/// Runs timers now (used after the test clock moves); answers with orders given up on.
+#[derive(Message)]
+#[rtype(result = "Vec<OrderId>")]
+pub struct RunTimers;
+
+impl Handler<RunTimers> for Dispatcher {
+    type Result = MessageResult<RunTimers>;
+    fn handle(&mut self, _: RunTimers, ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.tick(ctx))
+    }
+}
+
+/// Counts for `/metrics` and the ops view.
+#[derive(Message)]
+#[rtype(result = "DispatchStats")]
+pub struct GetStats;
+
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct DispatchStats {
+    pub riders: usize,
+    pub available: usize,
+    pub waiting_orders: usize,
+    pub dispatching_orders: usize,
+}
+
+impl Handler<GetStats> for Dispatcher {
+    type Result = MessageResult<GetStats>;
+    fn handle(&mut self, _: GetStats, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(DispatchStats {
+            riders: self.riders.len(),
+            available: self.available.len(),
+            waiting_orders: self.jobs.values().filter(|j| j.state == JobState::Waiting).count(),
+            dispatching_orders: self.jobs.len(),
+        })
+    }
+}

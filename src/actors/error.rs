@@ -1,0 +1,32 @@
+//! What can go wrong inside the engine; `api::error` maps each to a contract code.
+
+use crate::domain::OrderError;
+use crate::persistence::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0} not found")]
+    NotFound(&'static str),
+    #[error("the restaurant is closed")]
+    RestaurantClosed,
+    #[error("the offer expired, was already answered or belongs to another rider")]
+    OfferNotActive,
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("this idempotency key was used with a different request")]
+    IdempotencyKeyReused,
+    #[error("this order was already rated")]
+    AlreadyRated,
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the engine is restarting, retry shortly")]
+    Unavailable,
+}
+
+impl From<actix::MailboxError> for EngineError {
+    fn from(_: actix::MailboxError) -> Self {
+        EngineError::Unavailable
+    }
+}

@@ -1,0 +1,100 @@
+//! Fan-out of pushes to WebSocket sessions, by audience.
+//!
+//! Sessions subscribe with a bounded queue; a session that falls `QUEUE` messages behind is
+//! dropped (its socket closes) rather than letting one slow phone grow the server's memory.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::mpsc;
+
+use crate::domain::{CustomerId, Order, RestaurantId, RiderId};
+use crate::wire::ServerMessage;
+
+/// Pushes a session may be behind before it is disconnected.
+pub const QUEUE: usize = 1024;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Audience {
+    Customer(CustomerId),
+    Rider(RiderId),
+    Restaurant(RestaurantId),
+    Ops,
+}
+
+type Subscribers = HashMap<Audience, Vec<(u64, mpsc::Sender<Arc<str>>)>>;
+
+/// Shared by every actor that pushes and every session that listens.
+#[derive(Clone, Default)]
+pub struct Hub {
+    subscribers: Arc<RwLock<Subscribers>>,
+    next_id: Arc<AtomicU64>,
+}
+
+pub struct Subscription {
+    pub id: u64,
+    pub audience: Audience,
+    pub receiver: mpsc::Receiver<Arc<str>>,
+}
+
+impl Hub {
+    pub fn subscribe(&self, audience: Audience) -> Subscription {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.write().entry(audience).or_default().push((id, tx));
+        metrics::gauge!("dabba_ws_connections").increment(1.0);
+        Subscription { id, audience, receiver: rx }
+    }
+
+    pub fn unsubscribe(&self, audience: Audience, id: u64) {
+        let mut subs = self.write();
+        if let Some(list) = subs.get_mut(&audience) {
+            let before = list.len();
+            list.retain(|(sid, _)| *sid != id);
+            if list.len() < before {
+                metrics::gauge!("dabba_ws_connections").decrement(1.0);
+            }
+            if list.is_empty() {
+                subs.remove(&audience);
+            }
+        }
+    }
+
+    pub fn send(&self, audiences: &[Audience], msg: &ServerMessage) {
+        let text: Arc<str> = msg.to_json().into();
+        let mut lagging = Vec::new();
+        {
+            let subs = self.subscribers.read().unwrap_or_else(|p| p.into_inner());
+            for audience in audiences {
+                for (id, tx) in subs.get(audience).into_iter().flatten() {
+                    if tx.try_send(text.clone()).is_err() {
+                        lagging.push((*audience, *id));
+                    }
+                }
+            }
+        }
+        for (audience, id) in lagging {
+            tracing::warn!(?audience, id, "dropping a websocket session that fell behind");
+            self.unsubscribe(audience, id);
+        }
+    }
+
+    /// `order.updated` to everyone who follows this order.
+    pub fn order_updated(&self, order: &Order) {
+        let mut to = vec![
+            Audience::Customer(order.customer_id),
+            Audience::Restaurant(order.restaurant_id),
+            Audience::Ops,
+        ];
+        if let Some(rider) = order.rider_id {
+            to.push(Audience::Rider(rider));
+        }
+        self.send(&to, &ServerMessage::order_updated(order));
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Subscribers> {
+        // A panic while holding the lock cannot leave the map half-updated: recover it.
+        self.subscribers.write().unwrap_or_else(|p| p.into_inner())
+    }
+}

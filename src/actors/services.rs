@@ -1,0 +1,39 @@
+//! What every actor shares: the store, the clock, the rules, the hub and the directory.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::directory::Directory;
+use super::hub::Hub;
+use crate::domain::{Clock, Policy};
+use crate::persistence::Store;
+
+/// Timings of dispatch; defaults are the product's (30 s offers, 10 min to find a rider).
+#[derive(Clone, Debug)]
+pub struct DispatchTimings {
+    pub offer_timeout: Duration,
+    pub deadline: Duration,
+    /// How often the dispatcher checks for expired offers and deadlines.
+    pub tick: Duration,
+}
+
+impl Default for DispatchTimings {
+    fn default() -> Self {
+        Self {
+            offer_timeout: Duration::from_secs(30),
+            deadline: Duration::from_secs(600),
+            tick: Duration::from_millis(200),
+        }
+    }
+}
+
+pub struct Services {
+    pub store: Store,
+    pub clock: Clock,
+    pub policy: Policy,
+    pub timings: DispatchTimings,
+    pub hub: Hub,
+    pub directory: Directory,
+}
+
+pub type Shared = Arc<Services>;

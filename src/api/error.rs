@@ -1,0 +1,104 @@
+//! The one table from failures to HTTP statuses and the contract's stable error codes.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+
+use crate::actors::EngineError;
+use crate::domain::OrderError;
+use crate::wire::{ErrorBody, ServerMessage};
+
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into() }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, "unauthorized", message)
+    }
+
+    pub fn forbidden() -> Self {
+        Self::new(StatusCode::FORBIDDEN, "forbidden", "this token may not do that")
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+    }
+
+    pub fn too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    }
+
+    pub fn to_message(&self) -> ServerMessage {
+        ServerMessage::error(self.code, self.message.clone())
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+#[derive(serde::Serialize)]
+struct Envelope<'a> {
+    error: &'a ErrorBody,
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let body = ErrorBody { code: self.code.into(), message: self.message.clone() };
+        HttpResponse::build(self.status).json(Envelope { error: &body })
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(e: EngineError) -> Self {
+        use StatusCode as S;
+        let msg = e.to_string();
+        match e {
+            EngineError::NotFound(what) => Self::not_found(what),
+            EngineError::RestaurantClosed => Self::new(S::CONFLICT, "restaurant_closed", msg),
+            EngineError::OfferNotActive => Self::new(S::CONFLICT, "offer_not_active", msg),
+            EngineError::InvalidState(_) => Self::new(S::CONFLICT, "invalid_state", msg),
+            EngineError::AlreadyRated => Self::new(S::CONFLICT, "already_rated", msg),
+            EngineError::IdempotencyKeyReused => {
+                Self::new(S::UNPROCESSABLE_ENTITY, "idempotency_key_reused", msg)
+            }
+            EngineError::Order(o) => match o {
+                OrderError::InvalidState(_) => Self::new(S::CONFLICT, "invalid_state", msg),
+                OrderError::UpdateWindowClosed => Self::new(S::CONFLICT, "update_window_closed", msg),
+                OrderError::CancellationWindowClosed => {
+                    Self::new(S::CONFLICT, "cancellation_window_closed", msg)
+                }
+                OrderError::OutOfRadius => Self::new(S::UNPROCESSABLE_ENTITY, "out_of_radius", msg),
+                OrderError::NotAssignedRider => Self::new(S::FORBIDDEN, "forbidden", msg),
+            },
+            EngineError::Store(error) => {
+                tracing::error!(%error, "storage failure");
+                Self::new(S::SERVICE_UNAVAILABLE, "storage_unavailable", "storage is unavailable, retry shortly")
+            }
+            EngineError::Unavailable => Self::new(S::SERVICE_UNAVAILABLE, "unavailable", msg),
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

@@ -1,0 +1,106 @@
+//! Request parsing: JSON bodies whose errors name the offending field, and field validators.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use actix_web::error::PayloadError;
+use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use serde::de::DeserializeOwned;
+
+use super::error::ApiError;
+
+/// The body size cap for every JSON request.
+pub const MAX_BODY: usize = 64 * 1024;
+
+/// A JSON body; malformed JSON, wrong types and unknown enum values are `400 invalid_request`
+/// with the path of the field (`items[0].quantity: ...`).
+pub struct ValidJson<T>(pub T);
+
+/// A JSON body that may be absent (empty); present but malformed is still `400`.
+pub struct MaybeJson<T>(pub Option<T>);
+
+fn read_body(req: &HttpRequest, payload: &mut Payload) -> impl Future<Output = Result<web::Bytes, ApiError>> + use<> {
+    let bytes = web::Bytes::from_request(req, payload);
+    async move {
+        bytes.await.map_err(|e| match e.as_error::<PayloadError>() {
+            Some(PayloadError::Overflow) => ApiError::too_large(MAX_BODY),
+            _ if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE => {
+                ApiError::too_large(MAX_BODY)
+            }
+            _ => ApiError::invalid(format!("could not read the body: {e}")),
+        })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for ValidJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload);
+        Box::pin(async move { parse_json(&body.await?).map(ValidJson) })
+    }
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for MaybeJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = read_body(req, payload);
+        Box::pin(async move {
+            let bytes = body.await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(MaybeJson(None));
+            }
+            parse_json(&bytes).map(|v| MaybeJson(Some(v)))
+        })
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        if path == "." || path.is_empty() {
+            ApiError::invalid(format!("invalid JSON body: {inner}"))
+        } else {
+            ApiError::invalid(format!("{path}: {inner}"))
+        }
+    })
+}
+
+/// A trimmed, non-empty string of at most `max` characters.
+pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ApiError::invalid(format!("{field} must not be empty")));
+    }
+    if v.chars().count() > max {
+        return Err(ApiError::invalid(format!("{field} must be at most {max} characters")));
+    }
+    Ok(v.to_owned())
+}
+
+/// Like [`text`] but may be empty.
+pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, ApiError> {
+    match value.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(v) => text(field, v, max).map(Some),
+    }
+}
+
+/// Path and query extraction failures are client errors with the contract's envelope.
+pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
+    cfg.app_data(web::PayloadConfig::new(MAX_BODY))
+        .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::invalid(format!("bad path: {e}")).into()))
+        .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::invalid(format!("bad query: {e}")).into()))
+        .app_data(web::JsonConfig::default().limit(MAX_BODY).error_handler(|e, _| {
+            match e {
+                actix_web::error::JsonPayloadError::Overflow { .. }
+                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => ApiError::too_large(MAX_BODY).into(),
+                other => ApiError::invalid(other.to_string()).into(),
+            }
+        }));
+}

@@ -1,0 +1,128 @@
+//! `/v1/restaurants`: registration, lookup, nearby search, and the restaurant's answer to orders.
+
+use actix_web::{HttpResponse, get, post, put, web};
+use serde::Deserialize;
+use utoipa::{IntoParams, ToSchema};
+use uuid::Uuid;
+
+use super::auth::{Caller, Role};
+use super::error::{ApiError, ApiResult};
+use super::extract::{MaybeJson, ValidJson, optional_text, text};
+use super::orders::OrderBody;
+use crate::actors::Engine;
+use crate::domain::{Command, LatLng, OrderId, RestaurantId};
+use crate::wire::{OrderView, RestaurantView};
+
+#[derive(Deserialize, ToSchema)]
+pub struct CreateRestaurant {
+    pub name: String,
+    pub location: LatLng,
+}
+
+#[derive(Deserialize, IntoParams)]
+pub struct NearQuery {
+    pub lat: f64,
+    pub lng: f64,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct RestaurantList {
+    pub restaurants: Vec<RestaurantView>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RejectOrder {
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SetOpen {
+    pub open: bool,
+}
+
+#[utoipa::path(post, path = "/v1/restaurants", tag = "registration", request_body = CreateRestaurant,
+    responses((status = 201, body = RestaurantView), (status = 400), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+#[post("/v1/restaurants")]
+pub async fn create(engine: web::Data<Engine>, caller: Caller, body: ValidJson<CreateRestaurant>) -> ApiResult<HttpResponse> {
+    caller.require(Role::Ops)?;
+    let name = text("name", &body.0.name, 200)?;
+    let r = engine.add_restaurant(name, body.0.location).await?;
+    Ok(HttpResponse::Created().json(RestaurantView::from(&r)))
+}
+
+#[utoipa::path(get, path = "/v1/restaurants/{id}", tag = "restaurants",
+    params(("id" = Uuid, Path)), responses((status = 200, body = RestaurantView), (status = 404)),
+    security(("bearer" = [])))]
+#[get("/v1/restaurants/{id}")]
+pub async fn get_one(engine: web::Data<Engine>, _caller: Caller, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    let r = engine.restaurant(RestaurantId(*id))?;
+    Ok(HttpResponse::Ok().json(RestaurantView::from(&r)))
+}
+
+#[utoipa::path(get, path = "/v1/restaurants", tag = "restaurants", params(NearQuery),
+    responses((status = 200, body = RestaurantList), (status = 400)), security(("bearer" = [])))]
+#[get("/v1/restaurants")]
+pub async fn near(engine: web::Data<Engine>, _caller: Caller, q: web::Query<NearQuery>) -> ApiResult<HttpResponse> {
+    let at = LatLng::parse(q.lat, q.lng).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let restaurants = engine
+        .restaurants_near(at)
+        .into_iter()
+        .map(|(r, d)| RestaurantView { distance_m: Some(d.round()), ..RestaurantView::from(&r) })
+        .collect();
+    Ok(HttpResponse::Ok().json(RestaurantList { restaurants }))
+}
+
+/// Opens or closes a restaurant for new orders (the restaurant itself, or ops).
+#[utoipa::path(put, path = "/v1/restaurants/{id}/open", tag = "restaurants", request_body = SetOpen,
+    params(("id" = Uuid, Path)), responses((status = 200, body = RestaurantView), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+#[put("/v1/restaurants/{id}/open")]
+pub async fn set_open(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uuid>, body: ValidJson<SetOpen>) -> ApiResult<HttpResponse> {
+    let id = RestaurantId(*id);
+    if !caller.is(Role::Ops) {
+        caller.own_restaurant(id)?;
+    }
+    let r = engine.set_restaurant_open(id, body.0.open).await?;
+    Ok(HttpResponse::Ok().json(RestaurantView::from(&r)))
+}
+
+/// Loads an order the calling restaurant owns.
+async fn own_order(engine: &Engine, caller: &Caller, rid: Uuid, oid: Uuid) -> ApiResult<OrderId> {
+    let rid = caller.own_restaurant(RestaurantId(rid))?;
+    let order = engine.order(OrderId(oid)).await?;
+    if order.restaurant_id != rid {
+        return Err(ApiError::forbidden());
+    }
+    Ok(order.id)
+}
+
+#[utoipa::path(post, path = "/v1/restaurants/{rid}/orders/{oid}/accept", tag = "restaurants",
+    params(("rid" = Uuid, Path), ("oid" = Uuid, Path)),
+    responses((status = 200, body = OrderView), (status = 403), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+#[post("/v1/restaurants/{rid}/orders/{oid}/accept")]
+pub async fn accept_order(engine: web::Data<Engine>, caller: Caller, path: web::Path<(Uuid, Uuid)>) -> ApiResult<OrderBody> {
+    let (rid, oid) = path.into_inner();
+    let id = own_order(&engine, &caller, rid, oid).await?;
+    Ok(engine.apply(id, Command::AcceptByRestaurant).await?.into())
+}
+
+#[utoipa::path(post, path = "/v1/restaurants/{rid}/orders/{oid}/reject", tag = "restaurants",
+    params(("rid" = Uuid, Path), ("oid" = Uuid, Path)), request_body = RejectOrder,
+    responses((status = 200, body = OrderView), (status = 403), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+#[post("/v1/restaurants/{rid}/orders/{oid}/reject")]
+pub async fn reject_order(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+    body: MaybeJson<RejectOrder>,
+) -> ApiResult<OrderBody> {
+    let (rid, oid) = path.into_inner();
+    let reason = optional_text("reason", body.0.as_ref().and_then(|b| b.reason.as_deref()), 500)?;
+    let id = own_order(&engine, &caller, rid, oid).await?;
+    let cmd = Command::RejectByRestaurant { reason: reason.unwrap_or_default() };
+    Ok(engine.apply(id, cmd).await?.into())
+}

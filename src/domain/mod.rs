@@ -1,0 +1,15 @@
+//! Pure rules, no I/O: ids, coordinates, the order state machine, refund policy, the clock.
+
+pub mod clock;
+pub mod ids;
+pub mod location;
+pub mod order;
+pub mod policy;
+pub mod rider;
+
+pub use clock::Clock;
+pub use ids::{CustomerId, OrderId, RestaurantId, RiderId};
+pub use location::LatLng;
+pub use order::{Command, Delivery, Item, Order, OrderError, Stage, Status};
+pub use policy::Policy;
+pub use rider::RiderStatus;

@@ -1,0 +1,63 @@
+//! Business rules with numbers in them: radius, refund tiers, the update window.
+
+use chrono::{DateTime, Duration, Utc};
+
+use super::location::LatLng;
+use super::order::{Cents, Refund, Stage};
+use crate::geo::distance_m;
+
+/// Tunable rules; the radius is configurable, the refund tiers are the product's promise.
+#[derive(Clone, Debug)]
+pub struct Policy {
+    pub radius_m: f64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self { radius_m: 5_000.0 }
+    }
+}
+
+impl Policy {
+    /// Great-circle distance, inclusive of the edge.
+    pub fn within_radius(&self, a: LatLng, b: LatLng) -> bool {
+        distance_m(a, b) <= self.radius_m
+    }
+}
+
+/// Cancellation and update windows, measured from `placed_at`.
+pub const FULL_REFUND_TIER: Duration = Duration::minutes(10);
+pub const CHANGE_WINDOW: Duration = Duration::minutes(30);
+
+/// Under 10 min 70 %, under 30 min 40 %, from 30 min on no cancellation.
+pub fn cancellation_refund_percent(placed_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<u8> {
+    let elapsed = now - placed_at;
+    if elapsed < FULL_REFUND_TIER {
+        Some(70)
+    } else if elapsed < CHANGE_WINDOW {
+        Some(40)
+    } else {
+        None
+    }
+}
+
+/// Changes are allowed before pickup and until 30 min after placement.
+pub fn update_allowed(stage: Stage, placed_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    let before_pickup = matches!(
+        stage,
+        Stage::AwaitingRestaurant | Stage::Preparing | Stage::FindingRider | Stage::RiderAssigned
+    );
+    before_pickup && now - placed_at < CHANGE_WINDOW
+}
+
+/// Rounds down so the platform never refunds more than the percentage promised.
+pub fn refund(total: Cents, percent: u8) -> Refund {
+    Refund {
+        percent,
+        amount_cents: total * i64::from(percent) / 100,
+    }
+}
+
+pub fn full_refund(total: Cents) -> Refund {
+    refund(total, 100)
+}

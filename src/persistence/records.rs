@@ -1,0 +1,66 @@
+//! Row shapes that are not domain objects in their own right.
+
+use chrono::{DateTime, Utc};
+
+use crate::domain::{CustomerId, LatLng, OrderId, RestaurantId, RiderId, RiderStatus};
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct RestaurantRecord {
+    pub id: RestaurantId,
+    pub name: String,
+    pub location: LatLng,
+    pub open: bool,
+    pub rating_sum: i64,
+    pub rating_count: i64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CustomerRecord {
+    pub id: CustomerId,
+    pub name: String,
+    pub phone: String,
+    pub email: String,
+}
+
+/// The dispatcher's snapshot of one rider.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RiderRecord {
+    pub id: RiderId,
+    pub name: String,
+    pub status: RiderStatus,
+    pub location: Option<LatLng>,
+    pub offer: Option<(OrderId, DateTime<Utc>)>,
+    pub order_id: Option<OrderId>,
+    pub rev: i64,
+}
+
+#[derive(Clone, Debug)]
+pub struct RatingRecord {
+    pub order_id: OrderId,
+    pub restaurant_id: RestaurantId,
+    pub customer_id: CustomerId,
+    pub stars: u8,
+    pub comment: Option<String>,
+    pub at: DateTime<Utc>,
+}
+
+/// Keyset pagination: the last order of the previous page.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct HistoryCursor {
+    pub placed_at_ms: i64,
+    pub id: OrderId,
+}
+
+impl HistoryCursor {
+    pub fn encode(&self) -> String {
+        format!("{}_{}", self.placed_at_ms, self.id)
+    }
+
+    pub fn decode(s: &str) -> Option<Self> {
+        let (ms, id) = s.split_once('_')?;
+        Some(Self {
+            placed_at_ms: ms.parse().ok()?,
+            id: id.parse().ok()?,
+        })
+    }
+}

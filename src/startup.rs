@@ -1,0 +1,81 @@
+//! Builds the application: store → engine → HTTP server, bound before it runs so tests can
+//! use port 0.
+
+use std::net::TcpListener;
+
+use actix_web::dev::Server;
+use actix_web::{App, HttpServer, web};
+use anyhow::Context as _;
+
+use crate::actors::Engine;
+use crate::api::{self, auth::Keys};
+use crate::config::ServeConfig;
+use crate::domain::{Clock, Policy};
+use crate::persistence::Store;
+use crate::telemetry;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    engine: Engine,
+}
+
+impl Application {
+    /// Opens the store (applying migrations), starts the engine and binds the listener.
+    /// Must run inside an actix system.
+    pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
+        let url = config.store_url().context("creating the data directory")?;
+        let store = Store::open(&url).await.with_context(|| format!("opening the store at {}", redact(&url)))?;
+        tracing::info!(store = store.kind(), "store ready");
+        let policy = Policy { radius_m: config.radius_m };
+        let engine = Engine::start(store, Clock::default(), policy, config.timings())
+            .await
+            .context("starting the engine")?;
+        let listener = TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
+        let port = listener.local_addr()?.port();
+        let keys = web::Data::new(Keys::new(&config.jwt_secret));
+        let metrics = web::Data::new(telemetry::metrics_handle());
+        let data = web::Data::new(engine.clone());
+        let test_clock = config.test_clock;
+        if test_clock {
+            tracing::warn!("test clock enabled: POST /v1/test/clock moves the engine's time");
+        }
+        let mut server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .app_data(keys.clone())
+                .app_data(metrics.clone())
+                .configure(|cfg| api::configure(cfg, test_clock))
+        })
+        .listen(listener)?
+        .shutdown_timeout(5);
+        if let Some(workers) = config.workers {
+            server = server.workers(workers);
+        }
+        Ok(Self { port, server: server.run(), engine })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Hides a password in a database URL for logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}://***{}", &url[..s], &url[at..]),
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,165 @@
+//! JSON shapes shared by REST responses and WebSocket pushes (the contract in `API.md`).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::domain::order::Refund;
+use crate::domain::{
+    CustomerId, Delivery, Item, LatLng, Order, OrderId, RestaurantId, RiderId, RiderStatus, Stage,
+    Status,
+};
+use crate::persistence::RestaurantRecord;
+
+/// The order object of the contract.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct OrderView {
+    pub id: OrderId,
+    pub customer_id: CustomerId,
+    pub restaurant_id: RestaurantId,
+    pub rider_id: Option<RiderId>,
+    pub items: Vec<Item>,
+    pub total_cents: i64,
+    pub delivery: Delivery,
+    pub deliver_at: Option<DateTime<Utc>>,
+    pub status: Status,
+    pub stage: Stage,
+    pub placed_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: u64,
+    pub refund: Option<Refund>,
+    /// Why the restaurant refused the order, when it did.
+    pub reject_reason: Option<String>,
+}
+
+impl From<&Order> for OrderView {
+    fn from(o: &Order) -> Self {
+        Self {
+            id: o.id,
+            customer_id: o.customer_id,
+            restaurant_id: o.restaurant_id,
+            rider_id: o.rider_id,
+            items: o.items.clone(),
+            total_cents: o.total_cents,
+            delivery: o.delivery.clone(),
+            deliver_at: o.deliver_at,
+            status: o.status(),
+            stage: o.stage,
+            placed_at: o.placed_at,
+            updated_at: o.updated_at,
+            version: o.version,
+            refund: o.refund,
+            reject_reason: o.reject_reason.clone(),
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RatingSummary {
+    /// Mean of all stars, `null` before the first rating.
+    pub average: Option<f64>,
+    pub count: i64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RestaurantView {
+    pub id: RestaurantId,
+    pub name: String,
+    pub location: LatLng,
+    pub open: bool,
+    pub rating: RatingSummary,
+    /// Distance from the query point, in nearby searches only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub distance_m: Option<f64>,
+}
+
+impl From<&RestaurantRecord> for RestaurantView {
+    fn from(r: &RestaurantRecord) -> Self {
+        Self {
+            id: r.id,
+            name: r.name.clone(),
+            location: r.location,
+            open: r.open,
+            rating: RatingSummary {
+                average: (r.rating_count > 0).then(|| r.rating_sum as f64 / r.rating_count as f64),
+                count: r.rating_count,
+            },
+            distance_m: None,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct OfferView {
+    pub order_id: OrderId,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct RiderView {
+    pub id: RiderId,
+    pub name: String,
+    pub status: RiderStatus,
+    pub location: Option<LatLng>,
+    pub offer: Option<OfferView>,
+    pub order_id: Option<OrderId>,
+}
+
+/// The restaurant as a rider sees it in an offer.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct OfferRestaurant {
+    pub id: RestaurantId,
+    pub name: String,
+    pub location: LatLng,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+/// Every message the server pushes on `/v1/ws`.
+#[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
+#[serde(tag = "type")]
+pub enum ServerMessage {
+    #[serde(rename = "order.updated")]
+    OrderUpdated { order: Box<OrderView> },
+    #[serde(rename = "rider.location")]
+    RiderLocation {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        order_id: Option<OrderId>,
+        rider_id: RiderId,
+        location: LatLng,
+    },
+    #[serde(rename = "offer")]
+    Offer {
+        order_id: OrderId,
+        restaurant: OfferRestaurant,
+        delivery: Delivery,
+        expires_at: DateTime<Utc>,
+    },
+    #[serde(rename = "offer.withdrawn")]
+    OfferWithdrawn { order_id: OrderId },
+    #[serde(rename = "supervision")]
+    Supervision { actor: String, id: String, event: String },
+    #[serde(rename = "error")]
+    Error { error: ErrorBody },
+}
+
+impl ServerMessage {
+    pub fn order_updated(order: &Order) -> Self {
+        ServerMessage::OrderUpdated { order: Box::new(order.into()) }
+    }
+
+    pub fn error(code: &str, message: impl Into<String>) -> Self {
+        ServerMessage::Error {
+            error: ErrorBody { code: code.into(), message: message.into() },
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Plain data with string keys: serialising cannot fail.
+        serde_json::to_string(self).expect("server message serialises")
+    }
+}
