@@ -35,7 +35,6 @@ impl OrderActor {
         self.services.hub.order_updated(order);
         metrics::counter!("dabba_order_transitions_total", "stage" => order.stage.as_str()).increment(1);
         match order.stage {
-            Stage::Preparing => ctx.notify(BeginDispatch),
             Stage::FindingRider if prev == Stage::Preparing => self.start_dispatch(),
             Stage::FindingRider | Stage::RiderAssigned => {
                 self.dispatcher.do_send(UpdateDispatchDelivery {
@@ -114,6 +113,21 @@ impl OrderActor {
                     act.order = next;
                     act.committed(prev, ctx);
                     Ok(act.order.clone())
+                })
+                .then(|res, act, _ctx| -> ResponseActFuture<Self, Result<Order, EngineError>> {
+                    match res {
+                        // Dispatch starts as part of the restaurant's accept, so the reply
+                        // goes out only once the order is looking for a rider.
+                        Ok(o) if o.stage == Stage::Preparing => {
+                            Box::pin(act.transition(Command::BeginDispatch).map(move |res, act, _| {
+                                res.or_else(|error| {
+                                    tracing::error!(order_id = %act.order.id, %error, "could not start dispatch");
+                                    Ok(o)
+                                })
+                            }))
+                        }
+                        other => Box::pin(fut::ready(other)),
+                    }
                 }),
         )
     }

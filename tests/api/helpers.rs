@@ -1,0 +1,310 @@
+//! `spawn_app()`: a fresh store and a running server on a random port for every test.
+//!
+//! The store is SQLite in a temporary directory, or, with `DABBA_TEST_STORE=postgres`, a new
+//! PostgreSQL database created for the test on `DABBA_TEST_PG_URL` (default: the local server).
+
+use std::time::Duration;
+
+use awc::ws;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use dabba::api::auth::{Keys, Role};
+use dabba::config::ServeConfig;
+use dabba::startup::Application;
+
+pub const SECRET: &str = "test-secret";
+/// A restaurant in central Bengaluru; test points are placed at exact distances from it.
+pub const CENTER: (f64, f64) = (12.9716, 77.5946);
+const EARTH_RADIUS_M: f64 = 6_371_008.8;
+
+/// The point `metres` due north of `CENTER` (a meridian arc: haversine distance is exact).
+pub fn north(metres: f64) -> Value {
+    json!({"lat": CENTER.0 + (metres / EARTH_RADIUS_M).to_degrees(), "lng": CENTER.1})
+}
+
+/// The point `metres` due south of `CENTER`.
+pub fn south(metres: f64) -> Value {
+    north(-metres)
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub client: awc::Client,
+    pub ops: String,
+    keys: Keys,
+    _data: Option<TempDir>,
+}
+
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Response {
+    pub fn code(&self) -> &str {
+        self.body["error"]["code"].as_str().unwrap_or("")
+    }
+}
+
+struct TempDir(std::path::PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn postgres_url() -> String {
+    use sqlx::Connection;
+    let admin = std::env::var("DABBA_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL is required for DABBA_TEST_STORE=postgres ({admin}): {e}"));
+    let db = format!("dabba_test_{}", Uuid::new_v4().simple());
+    // `db` is our own uuid-derived identifier, not user input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut conn).await.expect("create test database");
+    let (prefix, _) = admin.rsplit_once('/').expect("admin url has a database");
+    format!("{prefix}/{db}")
+}
+
+pub struct Options {
+    pub test_clock: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self { test_clock: true }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Options::default()).await
+}
+
+pub async fn spawn_app_with(opts: Options) -> TestApp {
+    let (database_url, data) = match std::env::var("DABBA_TEST_STORE").as_deref() {
+        Ok("postgres") => (Some(postgres_url().await), None),
+        Ok("sqlite") | Err(_) => {
+            let dir = std::env::temp_dir().join(format!("dabba-test-{}", Uuid::new_v4().simple()));
+            (None, Some(TempDir(dir)))
+        }
+        Ok(other) => panic!("unknown DABBA_TEST_STORE {other:?}"),
+    };
+    let config = ServeConfig {
+        bind: "127.0.0.1:0".into(),
+        database_url,
+        data_dir: data.as_ref().map(|d| d.0.clone()).unwrap_or_default(),
+        jwt_secret: SECRET.into(),
+        offer_timeout_secs: 30,
+        dispatch_deadline_secs: 600,
+        radius_m: 5_000.0,
+        test_clock: opts.test_clock,
+        workers: Some(2),
+    };
+    let app = Application::build(&config).await.expect("app builds");
+    let base = format!("http://127.0.0.1:{}", app.port());
+    actix_web::rt::spawn(app.run_until_stopped());
+    let keys = Keys::new(SECRET);
+    let ops = keys.mint(Role::Ops, Uuid::new_v4(), chrono::Duration::hours(1));
+    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
+    TestApp { base, client, ops, keys, _data: data }
+}
+
+impl TestApp {
+    pub fn token(&self, role: Role, sub: &str) -> String {
+        self.keys.mint(role, sub.parse().expect("uuid"), chrono::Duration::hours(1))
+    }
+
+    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+        let url = format!("{}{}", self.base, path);
+        let mut req = self.client.request(method.parse().expect("method"), url);
+        if let Some(t) = token {
+            req = req.insert_header(("Authorization", format!("Bearer {t}")));
+        }
+        let resp = match body {
+            Some(b) => req.send_json(&b).await,
+            None => req.send().await,
+        };
+        let mut resp = resp.expect("request sent");
+        let bytes = resp.body().limit(16 * 1024 * 1024).await.expect("body read");
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
+        Response { status: resp.status().as_u16(), body }
+    }
+
+    pub async fn raw(&self, method: &str, path: &str, token: &str, body: &'static str) -> Response {
+        let url = format!("{}{}", self.base, path);
+        let mut resp = self
+            .client
+            .request(method.parse().expect("method"), url)
+            .insert_header(("Authorization", format!("Bearer {token}")))
+            .insert_header(("Content-Type", "application/json"))
+            .send_body(body)
+            .await
+            .expect("request sent");
+        let bytes = resp.body().await.expect("body read");
+        Response { status: resp.status().as_u16(), body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Response {
+        self.call("GET", path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Response {
+        self.call("POST", path, Some(token), Some(body)).await
+    }
+
+    pub async fn put(&self, path: &str, token: &str, body: Value) -> Response {
+        self.call("PUT", path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Response {
+        self.call("PATCH", path, Some(token), Some(body)).await
+    }
+
+    /// Advances the engine clock (timers fire before this returns).
+    pub async fn advance(&self, seconds: i64) {
+        let r = self.post("/v1/test/clock", &self.ops, json!({"advance_seconds": seconds})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+    }
+
+    /// A registered restaurant at `at`, and its token.
+    pub async fn restaurant_at(&self, at: Value) -> (String, String) {
+        let r = self.post("/v1/restaurants", &self.ops, json!({"name": "Vidyarthi Bhavan", "location": at})).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        let id = r.body["id"].as_str().expect("id").to_owned();
+        let token = self.token(Role::Restaurant, &id);
+        (id, token)
+    }
+
+    pub async fn restaurant(&self) -> (String, String) {
+        self.restaurant_at(north(0.0)).await
+    }
+
+    pub async fn customer(&self) -> (String, String) {
+        let r = self
+            .post("/v1/customers", &self.ops, json!({"name": "Asha", "phone": "+91 98450 00000", "email": "asha@example.in"}))
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        let id = r.body["id"].as_str().expect("id").to_owned();
+        let token = self.token(Role::Customer, &id);
+        (id, token)
+    }
+
+    /// A registered rider, offline with no position.
+    pub async fn rider(&self) -> (String, String) {
+        let r = self.post("/v1/riders", &self.ops, json!({"name": "Ravi"})).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        let id = r.body["id"].as_str().expect("id").to_owned();
+        let token = self.token(Role::Rider, &id);
+        (id, token)
+    }
+
+    /// A rider at `at`, available for offers.
+    pub async fn available_rider_at(&self, at: Value) -> (String, String) {
+        let (id, token) = self.rider().await;
+        let r = self.put(&format!("/v1/riders/{id}/location"), &token, at).await;
+        assert_eq!(r.status, 204, "{:?}", r.body);
+        let r = self.put(&format!("/v1/riders/{id}/status"), &token, json!({"status": "available"})).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        (id, token)
+    }
+
+    pub fn order_body(&self, restaurant: &str, delivery_at: Value) -> Value {
+        json!({
+            "restaurant_id": restaurant,
+            "items": [
+                {"name": "Masala dosa", "quantity": 2, "unit_price_cents": 9000},
+                {"name": "Filter coffee", "quantity": 1, "unit_price_cents": 4000}
+            ],
+            "delivery": {"location": delivery_at, "address": "12 MG Road"}
+        })
+    }
+
+    /// Places an order 1 km from the restaurant; returns the order id.
+    pub async fn place(&self, customer: &str, restaurant: &str) -> String {
+        let r = self.post("/v1/orders", customer, self.order_body(restaurant, south(1_000.0))).await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body["id"].as_str().expect("id").to_owned()
+    }
+
+    pub async fn order(&self, id: &str) -> Value {
+        let r = self.get(&format!("/v1/orders/{id}"), &self.ops).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body
+    }
+
+    pub async fn rider_state(&self, id: &str) -> Value {
+        let r = self.get(&format!("/v1/riders/{id}"), &self.ops).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body
+    }
+
+    /// The restaurant accepts; dispatch starts.
+    pub async fn accept(&self, restaurant: &(String, String), order: &str) -> Response {
+        self.post(&format!("/v1/restaurants/{}/orders/{order}/accept", restaurant.0), &restaurant.1, json!({})).await
+    }
+
+    pub async fn ws(&self, token: &str) -> Ws {
+        let url = format!("{}/v1/ws?token={token}", self.base.replace("http://", "ws://"));
+        let (_resp, framed) = self.client.ws(url).max_frame_size(1 << 20).connect().await.expect("websocket connects");
+        Ws { framed }
+    }
+}
+
+pub struct Ws {
+    framed: actix_codec::Framed<awc::BoxedSocket, ws::Codec>,
+}
+
+impl Ws {
+    pub async fn send(&mut self, v: Value) {
+        self.framed.send(ws::Message::Text(v.to_string().into())).await.expect("ws send");
+    }
+
+    pub async fn send_text(&mut self, t: &str) {
+        self.framed.send(ws::Message::Text(t.to_owned().into())).await.expect("ws send");
+    }
+
+    /// The next JSON message, or `None` if none arrives within 5 s or the socket closed.
+    pub async fn next(&mut self) -> Option<Value> {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), self.framed.next()).await.ok()??;
+            match frame.ok()? {
+                ws::Frame::Text(t) => return serde_json::from_slice(&t).ok(),
+                ws::Frame::Ping(p) => {
+                    let _ = self.framed.send(ws::Message::Pong(p)).await;
+                }
+                ws::Frame::Close(_) => return None,
+                _ => {}
+            }
+        }
+    }
+
+    /// Skips messages until one matches `pred`.
+    pub async fn until(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
+        loop {
+            let m = self.next().await.expect("expected a websocket message");
+            if pred(&m) {
+                return m;
+            }
+        }
+    }
+
+    /// The close code if the server closes the socket within 5 s.
+    pub async fn closed_with(&mut self) -> Option<u16> {
+        loop {
+            let frame = tokio::time::timeout(Duration::from_secs(5), self.framed.next()).await.ok()?;
+            match frame {
+                None => return Some(0),
+                Some(Ok(ws::Frame::Close(reason))) => return Some(reason.map(|r| u16::from(r.code)).unwrap_or(0)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) => return Some(0),
+            }
+        }
+    }
+}
+
+pub fn is_type(t: &'static str) -> impl Fn(&Value) -> bool {
+    move |m| m["type"] == t
+}

@@ -1,0 +1,9 @@
+//! Black-box tests through HTTP and WebSocket. Run against SQLite by default and against
+//! PostgreSQL with `DABBA_TEST_STORE=postgres` (the test command runs both).
+
+mod auth;
+mod dispatch;
+mod helpers;
+mod orders;
+mod registration;
+mod ws;
