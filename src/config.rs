@@ -19,7 +19,12 @@ pub struct ServeConfig {
     #[arg(long, env = "DABBA_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
     /// Secret for HS256 bearer tokens.
-    #[arg(long, env = "DABBA_JWT_SECRET", default_value = "dabba-dev-secret", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "DABBA_JWT_SECRET",
+        default_value = "dabba-dev-secret",
+        hide_env_values = true
+    )]
     pub jwt_secret: String,
     /// Seconds a rider has to answer an offer.
     #[arg(long, env = "DABBA_OFFER_TIMEOUT_SECS", default_value_t = 30)]
@@ -53,7 +58,10 @@ impl ServeConfig {
             Some(url) => Ok(url.clone()),
             None => {
                 std::fs::create_dir_all(&self.data_dir)?;
-                Ok(format!("sqlite://{}", self.data_dir.join("dabba.db").display()))
+                Ok(format!(
+                    "sqlite://{}",
+                    self.data_dir.join("dabba.db").display()
+                ))
             }
         }
     }

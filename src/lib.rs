@@ -9,13 +9,13 @@
 //! - [`api`]: the HTTP + WebSocket edge: auth, validation, error codes, OpenAPI.
 //! - [`config`], [`startup`], [`telemetry`]: wiring; `main.rs` is the CLI.
 
+pub mod actors;
+pub mod api;
+pub mod config;
+pub mod demo;
 pub mod domain;
 pub mod geo;
 pub mod persistence;
-pub mod actors;
-pub mod api;
-pub mod wire;
-pub mod config;
-pub mod demo;
 pub mod startup;
 pub mod telemetry;
+pub mod wire;

@@ -9,7 +9,11 @@ use dabba::config::ServeConfig;
 use dabba::startup::Application;
 
 #[derive(Parser)]
-#[command(name = "dabba", version, about = "Real-time dispatch engine for food delivery")]
+#[command(
+    name = "dabba",
+    version,
+    about = "Real-time dispatch engine for food delivery"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Cmd,
@@ -32,7 +36,12 @@ enum Cmd {
         role: Role,
         #[arg(long)]
         sub: Uuid,
-        #[arg(long, env = "DABBA_JWT_SECRET", default_value = "dabba-dev-secret", hide_env_values = true)]
+        #[arg(
+            long,
+            env = "DABBA_JWT_SECRET",
+            default_value = "dabba-dev-secret",
+            hide_env_values = true
+        )]
         secret: String,
         /// Lifetime in hours.
         #[arg(long, default_value_t = 24 * 30)]
@@ -46,8 +55,16 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     dabba::telemetry::init_logs();
     match cli.command {
-        Cmd::Token { role, sub, secret, ttl_hours } => {
-            println!("{}", Keys::new(&secret).mint(role, sub, chrono::Duration::hours(ttl_hours)));
+        Cmd::Token {
+            role,
+            sub,
+            secret,
+            ttl_hours,
+        } => {
+            println!(
+                "{}",
+                Keys::new(&secret).mint(role, sub, chrono::Duration::hours(ttl_hours))
+            );
             Ok(())
         }
         Cmd::Serve(config) => actix_web::rt::System::new().block_on(serve(config)),

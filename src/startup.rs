@@ -25,13 +25,18 @@ impl Application {
     /// Must run inside an actix system.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
         let url = config.store_url().context("creating the data directory")?;
-        let store = Store::open(&url).await.with_context(|| format!("opening the store at {}", redact(&url)))?;
+        let store = Store::open(&url)
+            .await
+            .with_context(|| format!("opening the store at {}", redact(&url)))?;
         tracing::info!(store = store.kind(), "store ready");
-        let policy = Policy { radius_m: config.radius_m };
+        let policy = Policy {
+            radius_m: config.radius_m,
+        };
         let engine = Engine::start(store, Clock::default(), policy, config.timings())
             .await
             .context("starting the engine")?;
-        let listener = TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
+        let listener =
+            TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         let port = listener.local_addr()?.port();
         let keys = web::Data::new(Keys::new(&config.jwt_secret));
         let metrics = web::Data::new(telemetry::metrics_handle());
@@ -52,7 +57,11 @@ impl Application {
         if let Some(workers) = config.workers {
             server = server.workers(workers);
         }
-        Ok(Self { port, server: server.run(), engine })
+        Ok(Self {
+            port,
+            server: server.run(),
+            engine,
+        })
     }
 
     pub fn port(&self) -> u16 {

@@ -142,19 +142,28 @@ pub enum ServerMessage {
     #[serde(rename = "offer.withdrawn")]
     OfferWithdrawn { order_id: OrderId },
     #[serde(rename = "supervision")]
-    Supervision { actor: String, id: String, event: String },
+    Supervision {
+        actor: String,
+        id: String,
+        event: String,
+    },
     #[serde(rename = "error")]
     Error { error: ErrorBody },
 }
 
 impl ServerMessage {
     pub fn order_updated(order: &Order) -> Self {
-        ServerMessage::OrderUpdated { order: Box::new(order.into()) }
+        ServerMessage::OrderUpdated {
+            order: Box::new(order.into()),
+        }
     }
 
     pub fn error(code: &str, message: impl Into<String>) -> Self {
         ServerMessage::Error {
-            error: ErrorBody { code: code.into(), message: message.into() },
+            error: ErrorBody {
+                code: code.into(),
+                message: message.into(),
+            },
         }
     }
 

@@ -52,7 +52,11 @@ impl Directory {
         all.by_id.insert(r.id, r);
     }
 
-    pub fn update_restaurant(&self, id: RestaurantId, f: impl FnOnce(&mut RestaurantRecord)) -> Option<RestaurantRecord> {
+    pub fn update_restaurant(
+        &self,
+        id: RestaurantId,
+        f: impl FnOnce(&mut RestaurantRecord),
+    ) -> Option<RestaurantRecord> {
         let mut all = self.restaurants.write().unwrap_or_else(|p| p.into_inner());
         let r = all.by_id.get_mut(&id)?;
         f(r);

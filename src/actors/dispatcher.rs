@@ -90,13 +90,23 @@ impl Dispatcher {
         for r in riders {
             // Offers do not survive a restart: the rider becomes free again and the order's
             // dispatch starts over when its actor is recovered.
-            let order = r.order_id.map(|order_id| Assignment { order_id, customer: None });
+            let order = r.order_id.map(|order_id| Assignment {
+                order_id,
+                customer: None,
+            });
             if let Some(a) = &order {
                 d.carrying.insert(a.order_id, r.id);
             }
             d.riders.insert(
                 r.id,
-                Rider { name: r.name, status: r.status, location: r.location, offer: None, order, rev: r.rev },
+                Rider {
+                    name: r.name,
+                    status: r.status,
+                    location: r.location,
+                    offer: None,
+                    order,
+                    rev: r.rev,
+                },
             );
             d.reindex(r.id);
         }
@@ -152,7 +162,10 @@ impl Dispatcher {
     }
 
     /// A future that completes when the rider's current state is durable.
-    fn persist_now(&mut self, id: RiderId) -> impl Future<Output = Result<(), EngineError>> + 'static {
+    fn persist_now(
+        &mut self,
+        id: RiderId,
+    ) -> impl Future<Output = Result<(), EngineError>> + 'static {
         let rec = self.snapshot(id);
         let store = self.services.store.clone();
         async move {
@@ -170,7 +183,10 @@ impl Dispatcher {
             name: r.name.clone(),
             status: r.status,
             location: r.location,
-            offer: r.offer.as_ref().map(|o| OfferView { order_id: o.order_id, expires_at: o.expires_at }),
+            offer: r.offer.as_ref().map(|o| OfferView {
+                order_id: o.order_id,
+                expires_at: o.expires_at,
+            }),
             order_id: r.order.as_ref().map(|a| a.order_id),
         })
     }
@@ -178,13 +194,17 @@ impl Dispatcher {
     /// Offers a waiting order to the nearest available rider in range it has not tried.
     fn try_offer(&mut self, order_id: OrderId, ctx: &mut Context<Self>) {
         let radius = self.services.policy.radius_m;
-        let Some(job) = self.jobs.get_mut(&order_id) else { return };
+        let Some(job) = self.jobs.get_mut(&order_id) else {
+            return;
+        };
         if job.state != JobState::Waiting {
             return;
         }
         let Some((rider_id, distance_m)) =
             self.available
-                .nearest_within(job.restaurant.location, radius, |id| job.tried.contains(&id))
+                .nearest_within(job.restaurant.location, radius, |id| {
+                    job.tried.contains(&id)
+                })
         else {
             return;
         };
@@ -199,7 +219,10 @@ impl Dispatcher {
             expires_at,
         };
         if let Some(r) = self.riders.get_mut(&rider_id) {
-            r.offer = Some(Offer { order_id, expires_at });
+            r.offer = Some(Offer {
+                order_id,
+                expires_at,
+            });
         }
         self.reindex(rider_id);
         tracing::info!(%order_id, %rider_id, distance_m = distance_m.round(), "offer sent");
@@ -227,21 +250,26 @@ impl Dispatcher {
 
     /// Takes back the open offer of `order_id` (timeout, order ended, rider went offline).
     fn withdraw_offer(&mut self, rider_id: RiderId, order_id: OrderId, ctx: &mut Context<Self>) {
-        let Some(r) = self.riders.get_mut(&rider_id) else { return };
+        let Some(r) = self.riders.get_mut(&rider_id) else {
+            return;
+        };
         if r.offer.as_ref().map(|o| o.order_id) != Some(order_id) {
             return;
         }
         r.offer = None;
         self.reindex(rider_id);
-        self.services
-            .hub
-            .send(&[Audience::Rider(rider_id)], &ServerMessage::OfferWithdrawn { order_id });
+        self.services.hub.send(
+            &[Audience::Rider(rider_id)],
+            &ServerMessage::OfferWithdrawn { order_id },
+        );
         self.persist_later(rider_id, ctx);
     }
 
     /// Frees a rider from `order_id` (delivered, cancelled, or the assignment failed).
     fn release(&mut self, rider_id: RiderId, order_id: OrderId, ctx: &mut Context<Self>) {
-        let Some(r) = self.riders.get_mut(&rider_id) else { return };
+        let Some(r) = self.riders.get_mut(&rider_id) else {
+            return;
+        };
         if r.order.as_ref().map(|a| a.order_id) != Some(order_id) {
             return;
         }
@@ -264,7 +292,11 @@ impl Dispatcher {
             .iter()
             .filter_map(|(order_id, j)| match j.state {
                 JobState::Offered(rider) => {
-                    let due = self.riders.get(&rider).and_then(|r| r.offer.as_ref()).is_none_or(|o| o.expires_at <= now);
+                    let due = self
+                        .riders
+                        .get(&rider)
+                        .and_then(|r| r.offer.as_ref())
+                        .is_none_or(|o| o.expires_at <= now);
                     due.then_some((*order_id, rider))
                 }
                 _ => None,
@@ -388,11 +420,17 @@ impl Handler<SetRiderStatus> for Dispatcher {
             return Box::pin(async { Err(EngineError::NotFound("rider")) });
         };
         if msg.status == RiderStatus::Busy {
-            return Box::pin(async { Err(EngineError::InvalidState("riders cannot set themselves busy".into())) });
+            return Box::pin(async {
+                Err(EngineError::InvalidState(
+                    "riders cannot set themselves busy".into(),
+                ))
+            });
         }
         if r.order.is_some() {
             return Box::pin(async {
-                Err(EngineError::InvalidState("a rider on a delivery stays busy until it is delivered".into()))
+                Err(EngineError::InvalidState(
+                    "a rider on a delivery stays busy until it is delivered".into(),
+                ))
             });
         }
         r.status = msg.status;
@@ -426,7 +464,10 @@ impl Handler<UpdateLocation> for Dispatcher {
     type Result = Result<(), EngineError>;
 
     fn handle(&mut self, msg: UpdateLocation, ctx: &mut Self::Context) -> Self::Result {
-        let r = self.riders.get_mut(&msg.rider).ok_or(EngineError::NotFound("rider"))?;
+        let r = self
+            .riders
+            .get_mut(&msg.rider)
+            .ok_or(EngineError::NotFound("rider"))?;
         let was_indexed = self.available.contains(msg.rider);
         r.location = Some(msg.at);
         let carrying = r.order.clone();
@@ -434,17 +475,27 @@ impl Handler<UpdateLocation> for Dispatcher {
         self.reindex(msg.rider);
         let mut to = vec![Audience::Ops];
         let mut order_id = None;
-        if let Some(Assignment { order_id: o, customer: Some(c) }) = carrying {
+        if let Some(Assignment {
+            order_id: o,
+            customer: Some(c),
+        }) = carrying
+        {
             to.push(Audience::Customer(c));
             order_id = Some(o);
         }
         self.services.hub.send(
             &to,
-            &ServerMessage::RiderLocation { order_id, rider_id: msg.rider, location: msg.at },
+            &ServerMessage::RiderLocation {
+                order_id,
+                rider_id: msg.rider,
+                location: msg.at,
+            },
         );
         // A rider newly able to take orders, or moving while free, may be in range of a
         // waiting order now.
-        if self.available.contains(msg.rider) && (!was_indexed || self.jobs.values().any(|j| j.state == JobState::Waiting)) {
+        if self.available.contains(msg.rider)
+            && (!was_indexed || self.jobs.values().any(|j| j.state == JobState::Waiting))
+        {
             self.offer_waiting(ctx);
         }
         Ok(())
@@ -467,7 +518,8 @@ impl Handler<StartDispatch> for Dispatcher {
         if self.jobs.contains_key(&msg.order_id) || self.carrying.contains_key(&msg.order_id) {
             return;
         }
-        let deadline = self.now() + chrono::Duration::from_std(self.services.timings.deadline).unwrap_or_default();
+        let deadline = self.now()
+            + chrono::Duration::from_std(self.services.timings.deadline).unwrap_or_default();
         self.next_seq += 1;
         self.jobs.insert(
             msg.order_id,
@@ -527,11 +579,18 @@ impl Handler<AnswerOffer> for Dispatcher {
             r.offer = None;
             if msg.accept {
                 r.status = RiderStatus::Busy;
-                r.order = Some(Assignment { order_id: msg.order_id, customer: None });
+                r.order = Some(Assignment {
+                    order_id: msg.order_id,
+                    customer: None,
+                });
             }
         }
         if let Some(job) = self.jobs.get_mut(&msg.order_id) {
-            job.state = if msg.accept { JobState::Assigning(msg.rider) } else { JobState::Waiting };
+            job.state = if msg.accept {
+                JobState::Assigning(msg.rider)
+            } else {
+                JobState::Waiting
+            };
         }
         if msg.accept {
             self.carrying.insert(msg.order_id, msg.rider);
@@ -643,7 +702,11 @@ impl Handler<GetStats> for Dispatcher {
         MessageResult(DispatchStats {
             riders: self.riders.len(),
             available: self.available.len(),
-            waiting_orders: self.jobs.values().filter(|j| j.state == JobState::Waiting).count(),
+            waiting_orders: self
+                .jobs
+                .values()
+                .filter(|j| j.state == JobState::Waiting)
+                .count(),
             dispatching_orders: self.jobs.len(),
         })
     }

@@ -16,7 +16,9 @@ use super::hub::Hub;
 use super::order::{ApplyCommand, GetOrder, OrderActor};
 use super::services::{DispatchTimings, Services, Shared};
 use crate::domain::order::{NewOrder, new_order};
-use crate::domain::{Clock, Command, CustomerId, LatLng, Order, OrderId, Policy, RestaurantId, RiderId, RiderStatus};
+use crate::domain::{
+    Clock, Command, CustomerId, LatLng, Order, OrderId, Policy, RestaurantId, RiderId, RiderStatus,
+};
 use crate::persistence::{
     CustomerRecord, HistoryCursor, Placement, RatingRecord, RestaurantRecord, RiderRecord, Store,
 };
@@ -46,13 +48,24 @@ impl Engine {
             directory.upsert_restaurant(r);
         }
         let riders = store.riders().await?;
-        let services = Arc::new(Services { store, clock, policy, timings, hub: Hub::default(), directory });
+        let services = Arc::new(Services {
+            store,
+            clock,
+            policy,
+            timings,
+            hub: Hub::default(),
+            directory,
+        });
         let arbiter = Arbiter::new();
         let for_dispatcher = services.clone();
         let dispatcher = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
             Dispatcher::new(for_dispatcher, riders)
         });
-        let engine = Self { services, dispatcher, orders_arbiter: arbiter.handle() };
+        let engine = Self {
+            services,
+            dispatcher,
+            orders_arbiter: arbiter.handle(),
+        };
         // The arbiter keeps running for the life of the process.
         std::mem::forget(arbiter);
         for order in engine.services.store.unfinished_orders().await? {
@@ -85,7 +98,11 @@ impl Engine {
 
     // ---- registration -------------------------------------------------------------------
 
-    pub async fn add_restaurant(&self, name: String, location: LatLng) -> Result<RestaurantRecord, EngineError> {
+    pub async fn add_restaurant(
+        &self,
+        name: String,
+        location: LatLng,
+    ) -> Result<RestaurantRecord, EngineError> {
         let r = RestaurantRecord {
             id: RestaurantId::new(),
             name,
@@ -100,14 +117,23 @@ impl Engine {
     }
 
     pub fn restaurant(&self, id: RestaurantId) -> Result<RestaurantRecord, EngineError> {
-        self.services.directory.restaurant(id).ok_or(EngineError::NotFound("restaurant"))
+        self.services
+            .directory
+            .restaurant(id)
+            .ok_or(EngineError::NotFound("restaurant"))
     }
 
     pub fn restaurants_near(&self, at: LatLng) -> Vec<(RestaurantRecord, f64)> {
-        self.services.directory.restaurants_near(at, self.services.policy.radius_m)
+        self.services
+            .directory
+            .restaurants_near(at, self.services.policy.radius_m)
     }
 
-    pub async fn set_restaurant_open(&self, id: RestaurantId, open: bool) -> Result<RestaurantRecord, EngineError> {
+    pub async fn set_restaurant_open(
+        &self,
+        id: RestaurantId,
+        open: bool,
+    ) -> Result<RestaurantRecord, EngineError> {
         self.restaurant(id)?;
         self.services.store.set_restaurant_open(id, open).await?;
         self.services
@@ -116,8 +142,18 @@ impl Engine {
             .ok_or(EngineError::NotFound("restaurant"))
     }
 
-    pub async fn add_customer(&self, name: String, phone: String, email: String) -> Result<CustomerRecord, EngineError> {
-        let c = CustomerRecord { id: CustomerId::new(), name, phone, email };
+    pub async fn add_customer(
+        &self,
+        name: String,
+        phone: String,
+        email: String,
+    ) -> Result<CustomerRecord, EngineError> {
+        let c = CustomerRecord {
+            id: CustomerId::new(),
+            name,
+            phone,
+            email,
+        };
         self.services.store.insert_customer(&c).await?;
         Ok(c)
     }
@@ -140,21 +176,44 @@ impl Engine {
     // ---- riders -------------------------------------------------------------------------
 
     pub async fn rider(&self, id: RiderId) -> Result<RiderView, EngineError> {
-        self.dispatcher.send(GetRider(id)).await?.ok_or(EngineError::NotFound("rider"))
+        self.dispatcher
+            .send(GetRider(id))
+            .await?
+            .ok_or(EngineError::NotFound("rider"))
     }
 
-    pub async fn set_rider_status(&self, rider: RiderId, status: RiderStatus) -> Result<RiderView, EngineError> {
-        self.dispatcher.send(SetRiderStatus { rider, status }).await?
+    pub async fn set_rider_status(
+        &self,
+        rider: RiderId,
+        status: RiderStatus,
+    ) -> Result<RiderView, EngineError> {
+        self.dispatcher
+            .send(SetRiderStatus { rider, status })
+            .await?
     }
 
     pub async fn update_location(&self, rider: RiderId, at: LatLng) -> Result<(), EngineError> {
         self.dispatcher.send(UpdateLocation { rider, at }).await?
     }
 
-    pub async fn accept_offer(&self, rider: RiderId, order_id: OrderId) -> Result<Order, EngineError> {
-        self.dispatcher.send(AnswerOffer { rider, order_id, accept: true }).await??;
+    pub async fn accept_offer(
+        &self,
+        rider: RiderId,
+        order_id: OrderId,
+    ) -> Result<Order, EngineError> {
+        self.dispatcher
+            .send(AnswerOffer {
+                rider,
+                order_id,
+                accept: true,
+            })
+            .await??;
         let assigned = self.apply(order_id, Command::AssignRider(rider)).await;
-        self.dispatcher.do_send(AssignmentRecorded { rider, order_id, ok: assigned.is_ok() });
+        self.dispatcher.do_send(AssignmentRecorded {
+            rider,
+            order_id,
+            ok: assigned.is_ok(),
+        });
         assigned.map_err(|e| match e {
             // The order ended (cancelled, timed out) while the answer was in flight.
             EngineError::Order(_) => EngineError::OfferNotActive,
@@ -163,7 +222,13 @@ impl Engine {
     }
 
     pub async fn reject_offer(&self, rider: RiderId, order_id: OrderId) -> Result<(), EngineError> {
-        self.dispatcher.send(AnswerOffer { rider, order_id, accept: false }).await?
+        self.dispatcher
+            .send(AnswerOffer {
+                rider,
+                order_id,
+                accept: false,
+            })
+            .await?
     }
 
     pub async fn dispatch_stats(&self) -> Result<DispatchStats, EngineError> {
@@ -181,8 +246,11 @@ impl Engine {
     ) -> Result<(Order, bool), EngineError> {
         let customer = input.customer_id;
         if let Some((key, hash)) = &idempotency
-            && let Some((first_hash, order_id)) =
-                self.services.store.idempotent_placement(customer, key).await?
+            && let Some((first_hash, order_id)) = self
+                .services
+                .store
+                .idempotent_placement(customer, key)
+                .await?
         {
             return self.replay(hash, &first_hash, order_id).await;
         }
@@ -205,7 +273,10 @@ impl Engine {
         let idem = idempotency.as_ref().map(|(k, h)| (k.as_str(), h.as_str()));
         match self.services.store.insert_order(&order, idem).await? {
             Placement::Inserted => {}
-            Placement::Replayed { request_hash, order_id } => {
+            Placement::Replayed {
+                request_hash,
+                order_id,
+            } => {
                 let hash = idem.map(|(_, h)| h).unwrap_or_default();
                 return self.replay(hash, &request_hash, order_id).await;
             }
@@ -217,7 +288,12 @@ impl Engine {
         Ok((order, true))
     }
 
-    async fn replay(&self, hash: &str, first_hash: &str, order_id: OrderId) -> Result<(Order, bool), EngineError> {
+    async fn replay(
+        &self,
+        hash: &str,
+        first_hash: &str,
+        order_id: OrderId,
+    ) -> Result<(Order, bool), EngineError> {
         if hash != first_hash {
             return Err(EngineError::IdempotencyKeyReused);
         }
@@ -229,7 +305,11 @@ impl Engine {
         if let Some(addr) = self.services.directory.order(id) {
             return Ok(addr.send(GetOrder).await?);
         }
-        self.services.store.order(id).await?.ok_or(EngineError::NotFound("order"))
+        self.services
+            .store
+            .order(id)
+            .await?
+            .ok_or(EngineError::NotFound("order"))
     }
 
     /// Applies a command to an order through its actor. Finished orders have no actor: the
@@ -238,7 +318,12 @@ impl Engine {
         if let Some(addr) = self.services.directory.order(id) {
             return addr.send(ApplyCommand(cmd)).await?;
         }
-        let order = self.services.store.order(id).await?.ok_or(EngineError::NotFound("order"))?;
+        let order = self
+            .services
+            .store
+            .order(id)
+            .await?
+            .ok_or(EngineError::NotFound("order"))?;
         if order.stage.is_terminal() {
             order.apply(cmd, self.now(), &self.services.policy)?;
             return Err(EngineError::InvalidState("the order is finished".into()));
@@ -254,12 +339,23 @@ impl Engine {
         limit: u32,
     ) -> Result<Vec<Order>, EngineError> {
         let since = self.now() - HISTORY_WINDOW;
-        Ok(self.services.store.customer_orders(customer, since, cursor, limit).await?)
+        Ok(self
+            .services
+            .store
+            .customer_orders(customer, since, cursor, limit)
+            .await?)
     }
 
-    pub async fn rate(&self, order: &Order, stars: u8, comment: Option<String>) -> Result<RestaurantRecord, EngineError> {
+    pub async fn rate(
+        &self,
+        order: &Order,
+        stars: u8,
+        comment: Option<String>,
+    ) -> Result<RestaurantRecord, EngineError> {
         if order.stage != crate::domain::Stage::Delivered {
-            return Err(EngineError::InvalidState("only delivered orders can be rated".into()));
+            return Err(EngineError::InvalidState(
+                "only delivered orders can be rated".into(),
+            ));
         }
         let rating = RatingRecord {
             order_id: order.id,

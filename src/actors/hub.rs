@@ -44,7 +44,11 @@ impl Hub {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.write().entry(audience).or_default().push((id, tx));
         metrics::gauge!("dabba_ws_connections").increment(1.0);
-        Subscription { id, audience, receiver: rx }
+        Subscription {
+            id,
+            audience,
+            receiver: rx,
+        }
     }
 
     pub fn unsubscribe(&self, audience: Audience, id: u64) {
@@ -75,7 +79,11 @@ impl Hub {
             }
         }
         for (audience, id) in lagging {
-            tracing::warn!(?audience, id, "dropping a websocket session that fell behind");
+            tracing::warn!(
+                ?audience,
+                id,
+                "dropping a websocket session that fell behind"
+            );
             self.unsubscribe(audience, id);
         }
     }

@@ -3,7 +3,9 @@
 
 use actix::prelude::*;
 
-use super::dispatcher::{Dispatcher, EndDispatch, RiderPickedUp, StartDispatch, UpdateDispatchDelivery};
+use super::dispatcher::{
+    Dispatcher, EndDispatch, RiderPickedUp, StartDispatch, UpdateDispatchDelivery,
+};
 use super::error::EngineError;
 use super::services::Shared;
 use crate::domain::{Command, Order, Stage};
@@ -26,14 +28,19 @@ pub struct GetOrder;
 
 impl OrderActor {
     pub fn new(order: Order, services: Shared, dispatcher: Addr<Dispatcher>) -> Self {
-        Self { order, services, dispatcher }
+        Self {
+            order,
+            services,
+            dispatcher,
+        }
     }
 
     /// Runs after the snapshot is committed: publish, then side effects of the new stage.
-    fn committed(&mut self, prev: Stage, ctx: &mut Context<Self>) {
+    fn committed(&mut self, prev: Stage) {
         let order = &self.order;
         self.services.hub.order_updated(order);
-        metrics::counter!("dabba_order_transitions_total", "stage" => order.stage.as_str()).increment(1);
+        metrics::counter!("dabba_order_transitions_total", "stage" => order.stage.as_str())
+            .increment(1);
         match order.stage {
             Stage::FindingRider if prev == Stage::Preparing => self.start_dispatch(),
             Stage::FindingRider | Stage::RiderAssigned => {
@@ -44,7 +51,11 @@ impl OrderActor {
             }
             Stage::PickedUp => {
                 if let Some(rider) = order.rider_id {
-                    self.dispatcher.do_send(RiderPickedUp { rider, order_id: order.id, customer_id: order.customer_id });
+                    self.dispatcher.do_send(RiderPickedUp {
+                        rider,
+                        order_id: order.id,
+                        customer_id: order.customer_id,
+                    });
                 }
             }
             _ => {}
@@ -65,7 +76,11 @@ impl OrderActor {
             .unwrap_or_default();
         self.dispatcher.do_send(StartDispatch {
             order_id: o.id,
-            restaurant: OfferRestaurant { id: o.restaurant_id, name, location: o.restaurant_location },
+            restaurant: OfferRestaurant {
+                id: o.restaurant_id,
+                name,
+                location: o.restaurant_location,
+            },
             delivery: o.delivery.clone(),
         });
     }
@@ -107,11 +122,11 @@ impl OrderActor {
         Box::pin(
             async move { store.save_order(&snapshot).await }
                 .into_actor(self)
-                .map(move |saved, act, ctx| {
+                .map(move |saved, act, _ctx| {
                     saved?;
                     let prev = act.order.stage;
                     act.order = next;
-                    act.committed(prev, ctx);
+                    act.committed(prev);
                     Ok(act.order.clone())
                 })
                 .then(|res, act, _ctx| -> ResponseActFuture<Self, Result<Order, EngineError>> {
@@ -136,7 +151,11 @@ impl OrderActor {
 impl Handler<ApplyCommand> for OrderActor {
     type Result = AtomicResponse<Self, Result<Order, EngineError>>;
 
-    fn handle(&mut self, ApplyCommand(cmd): ApplyCommand, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(
+        &mut self,
+        ApplyCommand(cmd): ApplyCommand,
+        _ctx: &mut Self::Context,
+    ) -> Self::Result {
         AtomicResponse::new(self.transition(cmd))
     }
 }
@@ -158,10 +177,12 @@ impl Handler<BeginDispatch> for OrderActor {
     type Result = AtomicResponse<Self, ()>;
 
     fn handle(&mut self, _: BeginDispatch, _ctx: &mut Self::Context) -> Self::Result {
-        AtomicResponse::new(Box::pin(self.transition(Command::BeginDispatch).map(|res, act, _| {
-            if let Err(error) = res {
-                tracing::error!(order_id = %act.order.id, %error, "could not start dispatch");
-            }
-        })))
+        AtomicResponse::new(Box::pin(self.transition(Command::BeginDispatch).map(
+            |res, act, _| {
+                if let Err(error) = res {
+                    tracing::error!(order_id = %act.order.id, %error, "could not start dispatch");
+                }
+            },
+        )))
     }
 }

@@ -41,7 +41,9 @@ pub struct Keys {
 
 impl Keys {
     pub fn new(secret: &str) -> Self {
-        Self { secret: secret.as_bytes().to_vec() }
+        Self {
+            secret: secret.as_bytes().to_vec(),
+        }
     }
 
     fn mac(&self) -> Hmac<Sha256> {
@@ -51,7 +53,12 @@ impl Keys {
 
     pub fn mint(&self, role: Role, sub: Uuid, ttl: chrono::Duration) -> String {
         let now = chrono::Utc::now().timestamp();
-        let claims = Claims { sub, role, iat: now, exp: now + ttl.num_seconds() };
+        let claims = Claims {
+            sub,
+            role,
+            iat: now,
+            exp: now + ttl.num_seconds(),
+        };
         let header = B64.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
         // Claims are plain data: serialising cannot fail.
         let payload = B64.encode(serde_json::to_vec(&claims).expect("claims serialise"));
@@ -64,7 +71,9 @@ impl Keys {
 
     pub fn verify(&self, token: &str) -> Result<Claims, &'static str> {
         let mut parts = token.split('.');
-        let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        let (Some(h), Some(p), Some(s), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
             return Err("malformed token");
         };
         let header: serde_json::Value = B64
@@ -106,7 +115,11 @@ impl Caller {
     }
 
     pub fn require(&self, role: Role) -> Result<(), ApiError> {
-        if self.role == role { Ok(()) } else { Err(ApiError::forbidden()) }
+        if self.role == role {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
+        }
     }
 
     pub fn customer(&self) -> Result<CustomerId, ApiError> {
@@ -115,12 +128,20 @@ impl Caller {
 
     /// The rider itself, acting on its own id.
     pub fn own_rider(&self, id: RiderId) -> Result<RiderId, ApiError> {
-        if self.role == Role::Rider && self.sub == id.0 { Ok(id) } else { Err(ApiError::forbidden()) }
+        if self.role == Role::Rider && self.sub == id.0 {
+            Ok(id)
+        } else {
+            Err(ApiError::forbidden())
+        }
     }
 
     /// The restaurant itself, acting on its own id.
     pub fn own_restaurant(&self, id: RestaurantId) -> Result<RestaurantId, ApiError> {
-        if self.role == Role::Restaurant && self.sub == id.0 { Ok(id) } else { Err(ApiError::forbidden()) }
+        if self.role == Role::Restaurant && self.sub == id.0 {
+            Ok(id)
+        } else {
+            Err(ApiError::forbidden())
+        }
     }
 }
 
@@ -134,20 +155,30 @@ pub fn authenticate(req: &HttpRequest) -> Result<Caller, ApiError> {
         .headers()
         .get(actix_web::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let query_token = || {
         if req.path() != "/v1/ws" {
             return None;
         }
-        web::Query::<TokenQuery>::from_query(req.query_string()).ok().and_then(|q| q.into_inner().token)
+        web::Query::<TokenQuery>::from_query(req.query_string())
+            .ok()
+            .and_then(|q| q.into_inner().token)
     };
     let token = match header {
         Some(t) => t.to_owned(),
-        None => query_token().ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?,
+        None => {
+            query_token().ok_or_else(|| ApiError::unauthorized("a bearer token is required"))?
+        }
     };
     let claims = keys.verify(&token).map_err(ApiError::unauthorized)?;
-    Ok(Caller { role: claims.role, sub: claims.sub })
+    Ok(Caller {
+        role: claims.role,
+        sub: claims.sub,
+    })
 }
 
 #[derive(Deserialize)]

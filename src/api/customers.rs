@@ -28,18 +28,36 @@ pub struct CustomerView {
 #[utoipa::path(post, path = "/v1/customers", tag = "registration", request_body = CreateCustomer,
     responses((status = 201, body = CustomerView), (status = 400), (status = 403)), security(("bearer" = [])))]
 #[post("/v1/customers")]
-pub async fn create(engine: web::Data<Engine>, caller: Caller, body: ValidJson<CreateCustomer>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    body: ValidJson<CreateCustomer>,
+) -> ApiResult<HttpResponse> {
     caller.require(Role::Ops)?;
     let b = body.0;
     let name = text("name", &b.name, 200)?;
     let phone = text("phone", &b.phone, 32)?;
-    if !phone.chars().all(|c| c.is_ascii_digit() || "+-() ".contains(c)) || !phone.chars().any(|c| c.is_ascii_digit()) {
-        return Err(ApiError::invalid("phone must hold digits, spaces and + - ( ) only"));
+    if !phone
+        .chars()
+        .all(|c| c.is_ascii_digit() || "+-() ".contains(c))
+        || !phone.chars().any(|c| c.is_ascii_digit())
+    {
+        return Err(ApiError::invalid(
+            "phone must hold digits, spaces and + - ( ) only",
+        ));
     }
     let email = text("email", &b.email, 254)?;
-    if !email.split_once('@').is_some_and(|(user, host)| !user.is_empty() && host.contains('.')) {
+    if !email
+        .split_once('@')
+        .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
+    {
         return Err(ApiError::invalid("email must look like name@host.tld"));
     }
     let c = engine.add_customer(name, phone, email).await?;
-    Ok(HttpResponse::Created().json(CustomerView { id: c.id, name: c.name, phone: c.phone, email: c.email }))
+    Ok(HttpResponse::Created().json(CustomerView {
+        id: c.id,
+        name: c.name,
+        phone: c.phone,
+        email: c.email,
+    }))
 }

@@ -16,7 +16,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+        }
     }
 
     pub fn invalid(message: impl Into<String>) -> Self {
@@ -28,11 +32,19 @@ impl ApiError {
     }
 
     pub fn forbidden() -> Self {
-        Self::new(StatusCode::FORBIDDEN, "forbidden", "this token may not do that")
+        Self::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this token may not do that",
+        )
     }
 
     pub fn not_found(what: &str) -> Self {
-        Self::new(StatusCode::NOT_FOUND, "not_found", format!("{what} not found"))
+        Self::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("{what} not found"),
+        )
     }
 
     pub fn too_large(limit: usize) -> Self {
@@ -65,7 +77,10 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        let body = ErrorBody { code: self.code.into(), message: self.message.clone() };
+        let body = ErrorBody {
+            code: self.code.into(),
+            message: self.message.clone(),
+        };
         HttpResponse::build(self.status).json(Envelope { error: &body })
     }
 }
@@ -85,7 +100,9 @@ impl From<EngineError> for ApiError {
             }
             EngineError::Order(o) => match o {
                 OrderError::InvalidState(_) => Self::new(S::CONFLICT, "invalid_state", msg),
-                OrderError::UpdateWindowClosed => Self::new(S::CONFLICT, "update_window_closed", msg),
+                OrderError::UpdateWindowClosed => {
+                    Self::new(S::CONFLICT, "update_window_closed", msg)
+                }
                 OrderError::CancellationWindowClosed => {
                     Self::new(S::CONFLICT, "cancellation_window_closed", msg)
                 }
@@ -94,7 +111,11 @@ impl From<EngineError> for ApiError {
             },
             EngineError::Store(error) => {
                 tracing::error!(%error, "storage failure");
-                Self::new(S::SERVICE_UNAVAILABLE, "storage_unavailable", "storage is unavailable, retry shortly")
+                Self::new(
+                    S::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "storage is unavailable, retry shortly",
+                )
             }
             EngineError::Unavailable => Self::new(S::SERVICE_UNAVAILABLE, "unavailable", msg),
         }

@@ -19,12 +19,17 @@ pub struct ValidJson<T>(pub T);
 /// A JSON body that may be absent (empty); present but malformed is still `400`.
 pub struct MaybeJson<T>(pub Option<T>);
 
-fn read_body(req: &HttpRequest, payload: &mut Payload) -> impl Future<Output = Result<web::Bytes, ApiError>> + use<> {
+fn read_body(
+    req: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<web::Bytes, ApiError>> + use<> {
     let bytes = web::Bytes::from_request(req, payload);
     async move {
         bytes.await.map_err(|e| match e.as_error::<PayloadError>() {
             Some(PayloadError::Overflow) => ApiError::too_large(MAX_BODY),
-            _ if e.as_response_error().status_code() == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE => {
+            _ if e.as_response_error().status_code()
+                == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE =>
+            {
                 ApiError::too_large(MAX_BODY)
             }
             _ => ApiError::invalid(format!("could not read the body: {e}")),
@@ -78,13 +83,19 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
         return Err(ApiError::invalid(format!("{field} must not be empty")));
     }
     if v.chars().count() > max {
-        return Err(ApiError::invalid(format!("{field} must be at most {max} characters")));
+        return Err(ApiError::invalid(format!(
+            "{field} must be at most {max} characters"
+        )));
     }
     Ok(v.to_owned())
 }
 
 /// Like [`text`] but may be empty.
-pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Option<String>, ApiError> {
+pub fn optional_text(
+    field: &str,
+    value: Option<&str>,
+    max: usize,
+) -> Result<Option<String>, ApiError> {
     match value.map(str::trim) {
         None | Some("") => Ok(None),
         Some(v) => text(field, v, max).map(Some),
@@ -94,13 +105,23 @@ pub fn optional_text(field: &str, value: Option<&str>, max: usize) -> Result<Opt
 /// Path and query extraction failures are client errors with the contract's envelope.
 pub fn configure_extractors(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::PayloadConfig::new(MAX_BODY))
-        .app_data(web::PathConfig::default().error_handler(|e, _| ApiError::invalid(format!("bad path: {e}")).into()))
-        .app_data(web::QueryConfig::default().error_handler(|e, _| ApiError::invalid(format!("bad query: {e}")).into()))
-        .app_data(web::JsonConfig::default().limit(MAX_BODY).error_handler(|e, _| {
-            match e {
-                actix_web::error::JsonPayloadError::Overflow { .. }
-                | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => ApiError::too_large(MAX_BODY).into(),
-                other => ApiError::invalid(other.to_string()).into(),
-            }
-        }));
+        .app_data(
+            web::PathConfig::default()
+                .error_handler(|e, _| ApiError::invalid(format!("bad path: {e}")).into()),
+        )
+        .app_data(
+            web::QueryConfig::default()
+                .error_handler(|e, _| ApiError::invalid(format!("bad query: {e}")).into()),
+        )
+        .app_data(
+            web::JsonConfig::default()
+                .limit(MAX_BODY)
+                .error_handler(|e, _| match e {
+                    actix_web::error::JsonPayloadError::Overflow { .. }
+                    | actix_web::error::JsonPayloadError::OverflowKnownLength { .. } => {
+                        ApiError::too_large(MAX_BODY).into()
+                    }
+                    other => ApiError::invalid(other.to_string()).into(),
+                }),
+        );
 }

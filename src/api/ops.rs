@@ -21,14 +21,18 @@ pub async fn healthz() -> HttpResponse {
 #[get("/readyz")]
 pub async fn readyz(engine: web::Data<Engine>) -> HttpResponse {
     match engine.ready().await {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ready", "store": engine.services().store.kind()})),
+        Ok(()) => HttpResponse::Ok()
+            .json(serde_json::json!({"status": "ready", "store": engine.services().store.kind()})),
         Err(e) => actix_web::ResponseError::error_response(&ApiError::from(e)),
     }
 }
 
 #[utoipa::path(get, path = "/metrics", tag = "ops", responses((status = 200, description = "Prometheus text format")))]
 #[get("/metrics")]
-pub async fn prometheus(engine: web::Data<Engine>, handle: web::Data<PrometheusHandle>) -> HttpResponse {
+pub async fn prometheus(
+    engine: web::Data<Engine>,
+    handle: web::Data<PrometheusHandle>,
+) -> HttpResponse {
     if let Ok(stats) = engine.dispatch_stats().await {
         metrics::gauge!("dabba_riders").set(stats.riders as f64);
         metrics::gauge!("dabba_riders_available").set(stats.available as f64);
@@ -55,12 +59,18 @@ pub struct ClockNow {
     responses((status = 200, body = ClockNow), (status = 400), (status = 403),
         (status = 404, description = "the test clock is not enabled")), security(("bearer" = [])))]
 #[post("/v1/test/clock")]
-pub async fn advance_clock(engine: web::Data<Engine>, caller: Caller, body: ValidJson<AdvanceClock>) -> ApiResult<HttpResponse> {
+pub async fn advance_clock(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    body: ValidJson<AdvanceClock>,
+) -> ApiResult<HttpResponse> {
     caller.require(Role::Ops)?;
     let secs = body.0.advance_seconds;
     if !(0..=366 * 24 * 3600).contains(&secs) {
         return Err(ApiError::invalid("advance_seconds must be 0 to one year"));
     }
-    let now = engine.advance_clock(chrono::Duration::seconds(secs)).await?;
+    let now = engine
+        .advance_clock(chrono::Duration::seconds(secs))
+        .await?;
     Ok(HttpResponse::Ok().json(ClockNow { now }))
 }

@@ -15,7 +15,9 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ValidJson, optional_text, text};
 use crate::actors::{Engine, NewOrderRequest};
 use crate::domain::order::Refund;
-use crate::domain::{Command, CustomerId, Delivery, Item, LatLng, Order, OrderId, RestaurantId, RiderId};
+use crate::domain::{
+    Command, CustomerId, Delivery, Item, LatLng, Order, OrderId, RestaurantId, RiderId,
+};
 use crate::persistence::HistoryCursor;
 use crate::wire::{OrderView, RestaurantView};
 
@@ -115,10 +117,16 @@ pub struct PageQuery {
 }
 
 fn delivery(d: &DeliveryInput) -> Result<Delivery, ApiError> {
-    Ok(Delivery { location: d.location, address: text("delivery.address", &d.address, 500)? })
+    Ok(Delivery {
+        location: d.location,
+        address: text("delivery.address", &d.address, 500)?,
+    })
 }
 
-fn deliver_at(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<Option<DateTime<Utc>>, ApiError> {
+fn deliver_at(
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
     match at {
         Some(t) if t < now - chrono::Duration::minutes(1) => {
             Err(ApiError::invalid("deliver_at must not be in the past"))
@@ -132,14 +140,18 @@ fn deliver_at(at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Result<Option<Da
 
 fn items(input: &[ItemInput]) -> Result<Vec<Item>, ApiError> {
     if input.is_empty() || input.len() > MAX_ITEMS {
-        return Err(ApiError::invalid(format!("items must hold 1 to {MAX_ITEMS} entries")));
+        return Err(ApiError::invalid(format!(
+            "items must hold 1 to {MAX_ITEMS} entries"
+        )));
     }
     input
         .iter()
         .enumerate()
         .map(|(i, it)| {
             if it.quantity == 0 || it.quantity > MAX_QUANTITY {
-                return Err(ApiError::invalid(format!("items[{i}].quantity must be 1 to {MAX_QUANTITY}")));
+                return Err(ApiError::invalid(format!(
+                    "items[{i}].quantity must be 1 to {MAX_QUANTITY}"
+                )));
             }
             if !(0..=MAX_UNIT_PRICE_CENTS).contains(&it.unit_price_cents) {
                 return Err(ApiError::invalid(format!(
@@ -155,8 +167,13 @@ fn items(input: &[ItemInput]) -> Result<Vec<Item>, ApiError> {
         .collect()
 }
 
-fn idempotency_key(headers: &HeaderMap, body: &PlaceOrder) -> Result<Option<(String, String)>, ApiError> {
-    let Some(raw) = headers.get("Idempotency-Key") else { return Ok(None) };
+fn idempotency_key(
+    headers: &HeaderMap,
+    body: &PlaceOrder,
+) -> Result<Option<(String, String)>, ApiError> {
+    let Some(raw) = headers.get("Idempotency-Key") else {
+        return Ok(None);
+    };
     let key = raw
         .to_str()
         .ok()
@@ -175,7 +192,12 @@ fn idempotency_key(headers: &HeaderMap, body: &PlaceOrder) -> Result<Option<(Str
         (status = 422, description = "out_of_radius or idempotency_key_reused")),
     security(("bearer" = [])))]
 #[post("/v1/orders")]
-pub async fn place(req: HttpRequest, engine: web::Data<Engine>, caller: Caller, body: ValidJson<PlaceOrder>) -> ApiResult<HttpResponse> {
+pub async fn place(
+    req: HttpRequest,
+    engine: web::Data<Engine>,
+    caller: Caller,
+    body: ValidJson<PlaceOrder>,
+) -> ApiResult<HttpResponse> {
     let customer_id = caller.customer()?;
     let body = body.0;
     let idem = idempotency_key(req.headers(), &body)?;
@@ -202,7 +224,11 @@ pub async fn load_visible(engine: &Engine, caller: &Caller, id: Uuid) -> ApiResu
 #[utoipa::path(get, path = "/v1/orders/{id}", tag = "orders", params(("id" = Uuid, Path)),
     responses((status = 200, body = OrderView), (status = 403), (status = 404)), security(("bearer" = [])))]
 #[get("/v1/orders/{id}")]
-pub async fn get_one(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uuid>) -> ApiResult<OrderBody> {
+pub async fn get_one(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> ApiResult<OrderBody> {
     Ok(load_visible(&engine, &caller, *id).await?.into())
 }
 
@@ -221,7 +247,12 @@ async fn own_order(engine: &Engine, caller: &Caller, id: Uuid) -> ApiResult<Orde
         (status = 409, description = "update_window_closed"), (status = 422, description = "out_of_radius")),
     security(("bearer" = [])))]
 #[patch("/v1/orders/{id}")]
-pub async fn update(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uuid>, body: ValidJson<UpdateOrder>) -> ApiResult<OrderBody> {
+pub async fn update(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: ValidJson<UpdateOrder>,
+) -> ApiResult<OrderBody> {
     let body = body.0;
     if body.delivery.is_none() && body.deliver_at.is_none() {
         return Err(ApiError::invalid("give delivery, deliver_at or both"));
@@ -239,10 +270,17 @@ pub async fn update(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uui
         (status = 409, description = "cancellation_window_closed or invalid_state")),
     security(("bearer" = [])))]
 #[post("/v1/orders/{id}/cancel")]
-pub async fn cancel(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+pub async fn cancel(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
     let order = own_order(&engine, &caller, *id).await?;
     let order = engine.apply(order.id, Command::Cancel).await?;
-    Ok(HttpResponse::Ok().json(Cancelled { refund: order.refund, order: OrderView::from(&order) }))
+    Ok(HttpResponse::Ok().json(Cancelled {
+        refund: order.refund,
+        order: OrderView::from(&order),
+    }))
 }
 
 fn assigned_rider(caller: &Caller) -> ApiResult<RiderId> {
@@ -252,7 +290,11 @@ fn assigned_rider(caller: &Caller) -> ApiResult<RiderId> {
 #[utoipa::path(post, path = "/v1/orders/{id}/pickup", tag = "riders", params(("id" = Uuid, Path)),
     responses((status = 200, body = OrderView), (status = 403), (status = 404), (status = 409)), security(("bearer" = [])))]
 #[post("/v1/orders/{id}/pickup")]
-pub async fn pickup(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uuid>) -> ApiResult<OrderBody> {
+pub async fn pickup(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> ApiResult<OrderBody> {
     let rider = assigned_rider(&caller)?;
     let order = load_visible(&engine, &caller, *id).await?;
     Ok(engine.apply(order.id, Command::Pickup(rider)).await?.into())
@@ -261,10 +303,17 @@ pub async fn pickup(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uui
 #[utoipa::path(post, path = "/v1/orders/{id}/deliver", tag = "riders", params(("id" = Uuid, Path)),
     responses((status = 200, body = OrderView), (status = 403), (status = 404), (status = 409)), security(("bearer" = [])))]
 #[post("/v1/orders/{id}/deliver")]
-pub async fn deliver(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uuid>) -> ApiResult<OrderBody> {
+pub async fn deliver(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> ApiResult<OrderBody> {
     let rider = assigned_rider(&caller)?;
     let order = load_visible(&engine, &caller, *id).await?;
-    Ok(engine.apply(order.id, Command::Deliver(rider)).await?.into())
+    Ok(engine
+        .apply(order.id, Command::Deliver(rider))
+        .await?
+        .into())
 }
 
 #[utoipa::path(post, path = "/v1/orders/{id}/rating", tag = "orders", params(("id" = Uuid, Path)), request_body = RateOrder,
@@ -272,7 +321,12 @@ pub async fn deliver(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uu
         (status = 409, description = "already_rated or not delivered")),
     security(("bearer" = [])))]
 #[post("/v1/orders/{id}/rating")]
-pub async fn rate(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uuid>, body: ValidJson<RateOrder>) -> ApiResult<HttpResponse> {
+pub async fn rate(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: ValidJson<RateOrder>,
+) -> ApiResult<HttpResponse> {
     let body = body.0;
     if !(1..=5).contains(&body.stars) {
         return Err(ApiError::invalid("stars must be 1 to 5"));
@@ -291,7 +345,12 @@ pub async fn rate(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uuid>
 #[utoipa::path(get, path = "/v1/customers/{id}/orders", tag = "orders", params(("id" = Uuid, Path), PageQuery),
     responses((status = 200, body = OrderPage), (status = 400), (status = 403)), security(("bearer" = [])))]
 #[get("/v1/customers/{id}/orders")]
-pub async fn history(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uuid>, q: web::Query<PageQuery>) -> ApiResult<HttpResponse> {
+pub async fn history(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    q: web::Query<PageQuery>,
+) -> ApiResult<HttpResponse> {
     let customer = CustomerId(*id);
     if !(caller.is(Role::Ops) || (caller.is(Role::Customer) && caller.sub == customer.0)) {
         return Err(ApiError::forbidden());
@@ -302,11 +361,25 @@ pub async fn history(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uu
     }
     let cursor = match q.before.as_deref() {
         None | Some("") => None,
-        Some(c) => Some(HistoryCursor::decode(c).ok_or_else(|| ApiError::invalid("before is not a cursor from `next`"))?),
+        Some(c) => Some(
+            HistoryCursor::decode(c)
+                .ok_or_else(|| ApiError::invalid("before is not a cursor from `next`"))?,
+        ),
     };
     let orders = engine.history(customer, cursor, limit).await?;
     let next = (orders.len() == limit as usize)
-        .then(|| orders.last().map(|o| HistoryCursor { placed_at_ms: o.placed_at.timestamp_millis(), id: o.id }.encode()))
+        .then(|| {
+            orders.last().map(|o| {
+                HistoryCursor {
+                    placed_at_ms: o.placed_at.timestamp_millis(),
+                    id: o.id,
+                }
+                .encode()
+            })
+        })
         .flatten();
-    Ok(HttpResponse::Ok().json(OrderPage { orders: orders.iter().map(OrderView::from).collect(), next }))
+    Ok(HttpResponse::Ok().json(OrderPage {
+        orders: orders.iter().map(OrderView::from).collect(),
+        next,
+    }))
 }

@@ -45,7 +45,11 @@ pub struct SetOpen {
     responses((status = 201, body = RestaurantView), (status = 400), (status = 401), (status = 403)),
     security(("bearer" = [])))]
 #[post("/v1/restaurants")]
-pub async fn create(engine: web::Data<Engine>, caller: Caller, body: ValidJson<CreateRestaurant>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    body: ValidJson<CreateRestaurant>,
+) -> ApiResult<HttpResponse> {
     caller.require(Role::Ops)?;
     let name = text("name", &body.0.name, 200)?;
     let r = engine.add_restaurant(name, body.0.location).await?;
@@ -56,7 +60,11 @@ pub async fn create(engine: web::Data<Engine>, caller: Caller, body: ValidJson<C
     params(("id" = Uuid, Path)), responses((status = 200, body = RestaurantView), (status = 404)),
     security(("bearer" = [])))]
 #[get("/v1/restaurants/{id}")]
-pub async fn get_one(engine: web::Data<Engine>, _caller: Caller, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+pub async fn get_one(
+    engine: web::Data<Engine>,
+    _caller: Caller,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
     let r = engine.restaurant(RestaurantId(*id))?;
     Ok(HttpResponse::Ok().json(RestaurantView::from(&r)))
 }
@@ -64,12 +72,19 @@ pub async fn get_one(engine: web::Data<Engine>, _caller: Caller, id: web::Path<U
 #[utoipa::path(get, path = "/v1/restaurants", tag = "restaurants", params(NearQuery),
     responses((status = 200, body = RestaurantList), (status = 400)), security(("bearer" = [])))]
 #[get("/v1/restaurants")]
-pub async fn near(engine: web::Data<Engine>, _caller: Caller, q: web::Query<NearQuery>) -> ApiResult<HttpResponse> {
+pub async fn near(
+    engine: web::Data<Engine>,
+    _caller: Caller,
+    q: web::Query<NearQuery>,
+) -> ApiResult<HttpResponse> {
     let at = LatLng::parse(q.lat, q.lng).map_err(|e| ApiError::invalid(e.to_string()))?;
     let restaurants = engine
         .restaurants_near(at)
         .into_iter()
-        .map(|(r, d)| RestaurantView { distance_m: Some(d.round()), ..RestaurantView::from(&r) })
+        .map(|(r, d)| RestaurantView {
+            distance_m: Some(d.round()),
+            ..RestaurantView::from(&r)
+        })
         .collect();
     Ok(HttpResponse::Ok().json(RestaurantList { restaurants }))
 }
@@ -79,7 +94,12 @@ pub async fn near(engine: web::Data<Engine>, _caller: Caller, q: web::Query<Near
     params(("id" = Uuid, Path)), responses((status = 200, body = RestaurantView), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 #[put("/v1/restaurants/{id}/open")]
-pub async fn set_open(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uuid>, body: ValidJson<SetOpen>) -> ApiResult<HttpResponse> {
+pub async fn set_open(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: ValidJson<SetOpen>,
+) -> ApiResult<HttpResponse> {
     let id = RestaurantId(*id);
     if !caller.is(Role::Ops) {
         caller.own_restaurant(id)?;
@@ -103,7 +123,11 @@ async fn own_order(engine: &Engine, caller: &Caller, rid: Uuid, oid: Uuid) -> Ap
     responses((status = 200, body = OrderView), (status = 403), (status = 404), (status = 409)),
     security(("bearer" = [])))]
 #[post("/v1/restaurants/{rid}/orders/{oid}/accept")]
-pub async fn accept_order(engine: web::Data<Engine>, caller: Caller, path: web::Path<(Uuid, Uuid)>) -> ApiResult<OrderBody> {
+pub async fn accept_order(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<OrderBody> {
     let (rid, oid) = path.into_inner();
     let id = own_order(&engine, &caller, rid, oid).await?;
     Ok(engine.apply(id, Command::AcceptByRestaurant).await?.into())
@@ -121,8 +145,14 @@ pub async fn reject_order(
     body: MaybeJson<RejectOrder>,
 ) -> ApiResult<OrderBody> {
     let (rid, oid) = path.into_inner();
-    let reason = optional_text("reason", body.0.as_ref().and_then(|b| b.reason.as_deref()), 500)?;
+    let reason = optional_text(
+        "reason",
+        body.0.as_ref().and_then(|b| b.reason.as_deref()),
+        500,
+    )?;
     let id = own_order(&engine, &caller, rid, oid).await?;
-    let cmd = Command::RejectByRestaurant { reason: reason.unwrap_or_default() };
+    let cmd = Command::RejectByRestaurant {
+        reason: reason.unwrap_or_default(),
+    };
     Ok(engine.apply(id, cmd).await?.into())
 }

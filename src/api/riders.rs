@@ -40,7 +40,11 @@ pub struct OfferRejected {
 #[utoipa::path(post, path = "/v1/riders", tag = "registration", request_body = CreateRider,
     responses((status = 201, body = RiderView), (status = 400), (status = 403)), security(("bearer" = [])))]
 #[post("/v1/riders")]
-pub async fn create(engine: web::Data<Engine>, caller: Caller, body: ValidJson<CreateRider>) -> ApiResult<HttpResponse> {
+pub async fn create(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    body: ValidJson<CreateRider>,
+) -> ApiResult<HttpResponse> {
     caller.require(Role::Ops)?;
     let rider = engine.add_rider(text("name", &body.0.name, 200)?).await?;
     Ok(HttpResponse::Created().json(rider))
@@ -49,7 +53,11 @@ pub async fn create(engine: web::Data<Engine>, caller: Caller, body: ValidJson<C
 #[utoipa::path(get, path = "/v1/riders/{id}", tag = "riders", params(("id" = Uuid, Path)),
     responses((status = 200, body = RiderView), (status = 403), (status = 404)), security(("bearer" = [])))]
 #[get("/v1/riders/{id}")]
-pub async fn get_one(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+pub async fn get_one(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
     let id = RiderId(*id);
     if !caller.is(Role::Ops) {
         caller.own_rider(id)?;
@@ -60,7 +68,12 @@ pub async fn get_one(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uu
 #[utoipa::path(put, path = "/v1/riders/{id}/status", tag = "riders", params(("id" = Uuid, Path)), request_body = SetStatus,
     responses((status = 200, body = RiderView), (status = 400), (status = 403), (status = 409)), security(("bearer" = [])))]
 #[put("/v1/riders/{id}/status")]
-pub async fn set_status(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uuid>, body: ValidJson<SetStatus>) -> ApiResult<HttpResponse> {
+pub async fn set_status(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: ValidJson<SetStatus>,
+) -> ApiResult<HttpResponse> {
     let id = caller.own_rider(RiderId(*id))?;
     let status = match body.0.status {
         SettableStatus::Available => RiderStatus::Available,
@@ -78,7 +91,12 @@ pub struct LocationInput {
 #[utoipa::path(put, path = "/v1/riders/{id}/location", tag = "riders", params(("id" = Uuid, Path)), request_body = LocationInput,
     responses((status = 204), (status = 400), (status = 403), (status = 404)), security(("bearer" = [])))]
 #[put("/v1/riders/{id}/location")]
-pub async fn set_location(engine: web::Data<Engine>, caller: Caller, id: web::Path<Uuid>, body: ValidJson<LocationInput>) -> ApiResult<HttpResponse> {
+pub async fn set_location(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: ValidJson<LocationInput>,
+) -> ApiResult<HttpResponse> {
     let id = caller.own_rider(RiderId(*id))?;
     let at = LatLng::parse(body.0.lat, body.0.lng).map_err(|e| ApiError::invalid(e.to_string()))?;
     engine.update_location(id, at).await?;
@@ -90,7 +108,11 @@ pub async fn set_location(engine: web::Data<Engine>, caller: Caller, id: web::Pa
     responses((status = 200, body = OrderView), (status = 403), (status = 409, description = "offer_not_active")),
     security(("bearer" = [])))]
 #[post("/v1/riders/{id}/offers/{order_id}/accept")]
-pub async fn accept_offer(engine: web::Data<Engine>, caller: Caller, path: web::Path<(Uuid, Uuid)>) -> ApiResult<OrderBody> {
+pub async fn accept_offer(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<OrderBody> {
     let (id, order_id) = path.into_inner();
     let rider = caller.own_rider(RiderId(id))?;
     Ok(engine.accept_offer(rider, OrderId(order_id)).await?.into())
@@ -101,9 +123,16 @@ pub async fn accept_offer(engine: web::Data<Engine>, caller: Caller, path: web::
     responses((status = 200, body = OfferRejected), (status = 403), (status = 409, description = "offer_not_active")),
     security(("bearer" = [])))]
 #[post("/v1/riders/{id}/offers/{order_id}/reject")]
-pub async fn reject_offer(engine: web::Data<Engine>, caller: Caller, path: web::Path<(Uuid, Uuid)>) -> ApiResult<HttpResponse> {
+pub async fn reject_offer(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    path: web::Path<(Uuid, Uuid)>,
+) -> ApiResult<HttpResponse> {
     let (id, order_id) = path.into_inner();
     let rider = caller.own_rider(RiderId(id))?;
     engine.reject_offer(rider, OrderId(order_id)).await?;
-    Ok(HttpResponse::Ok().json(OfferRejected { order_id: OrderId(order_id), rejected: true }))
+    Ok(HttpResponse::Ok().json(OfferRejected {
+        order_id: OrderId(order_id),
+        rejected: true,
+    }))
 }

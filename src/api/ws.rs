@@ -39,11 +39,18 @@ pub enum ClientMessage {
     params(("token" = Option<String>, Query, description = "bearer token, for clients that cannot set headers")),
     responses((status = 101, description = "switching protocols"), (status = 401)))]
 #[get("/v1/ws")]
-pub async fn connect(req: HttpRequest, body: web::Payload, engine: web::Data<Engine>) -> Result<HttpResponse, ApiError> {
+pub async fn connect(
+    req: HttpRequest,
+    body: web::Payload,
+    engine: web::Data<Engine>,
+) -> Result<HttpResponse, ApiError> {
     let caller = authenticate(&req)?;
-    let (response, session, stream) =
-        actix_ws::handle(&req, body).map_err(|e| ApiError::invalid(format!("not a websocket upgrade: {e}")))?;
-    let stream = stream.max_frame_size(MAX_FRAME).aggregate_continuations().max_continuation_size(MAX_FRAME);
+    let (response, session, stream) = actix_ws::handle(&req, body)
+        .map_err(|e| ApiError::invalid(format!("not a websocket upgrade: {e}")))?;
+    let stream = stream
+        .max_frame_size(MAX_FRAME)
+        .aggregate_continuations()
+        .max_continuation_size(MAX_FRAME);
     let audience = match caller.role {
         Role::Customer => Audience::Customer(CustomerId(caller.sub)),
         Role::Rider => Audience::Rider(RiderId(caller.sub)),
@@ -51,7 +58,13 @@ pub async fn connect(req: HttpRequest, body: web::Payload, engine: web::Data<Eng
         Role::Ops => Audience::Ops,
     };
     let subscription = engine.hub().subscribe(audience);
-    actix_web::rt::spawn(run(engine.into_inner(), caller, session, stream, subscription));
+    actix_web::rt::spawn(run(
+        engine.into_inner(),
+        caller,
+        session,
+        stream,
+        subscription,
+    ));
     Ok(response)
 }
 
@@ -111,7 +124,10 @@ async fn run(
 }
 
 fn policy_close() -> CloseReason {
-    CloseReason { code: CloseCode::Policy, description: Some("too many malformed frames".into()) }
+    CloseReason {
+        code: CloseCode::Policy,
+        description: Some("too many malformed frames".into()),
+    }
 }
 
 async fn reply(session: &mut Session, msg: &ServerMessage) -> Result<(), actix_ws::Closed> {

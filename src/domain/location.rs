@@ -53,6 +53,9 @@ mod tests {
         assert_eq!(LatLng::parse(90.1, 0.0), Err(LatLngError::Latitude));
         assert_eq!(LatLng::parse(f64::NAN, 0.0), Err(LatLngError::Latitude));
         assert_eq!(LatLng::parse(0.0, -180.5), Err(LatLngError::Longitude));
-        assert_eq!(LatLng::parse(0.0, f64::INFINITY), Err(LatLngError::Longitude));
+        assert_eq!(
+            LatLng::parse(0.0, f64::INFINITY),
+            Err(LatLngError::Longitude)
+        );
     }
 }

@@ -3,7 +3,7 @@
 //! Actors hold orders and call [`Order::apply`]; nothing here does I/O, so the rules are
 //! property-tested directly (see `tests` below).
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{CustomerId, OrderId, RestaurantId, RiderId};
@@ -130,7 +130,9 @@ pub struct Order {
 #[derive(Clone, Debug, PartialEq)]
 pub enum Command {
     AcceptByRestaurant,
-    RejectByRestaurant { reason: String },
+    RejectByRestaurant {
+        reason: String,
+    },
     BeginDispatch,
     AssignRider(RiderId),
     Pickup(RiderId),
@@ -163,7 +165,12 @@ impl Order {
     }
 
     /// Applies `cmd` at `now`; on success returns the next version of the order.
-    pub fn apply(&self, cmd: Command, now: DateTime<Utc>, policy: &Policy) -> Result<Order, OrderError> {
+    pub fn apply(
+        &self,
+        cmd: Command,
+        now: DateTime<Utc>,
+        policy: &Policy,
+    ) -> Result<Order, OrderError> {
         use Stage::*;
         let mut next = self.clone();
         let invalid = Err(OrderError::InvalidState(self.stage));
@@ -213,7 +220,10 @@ impl Order {
                 }
                 next.stage = Delivered;
             }
-            Command::Update { delivery, deliver_at } => {
+            Command::Update {
+                delivery,
+                deliver_at,
+            } => {
                 if !policy::update_allowed(self.stage, self.placed_at, now) {
                     return Err(OrderError::UpdateWindowClosed);
                 }
@@ -260,7 +270,11 @@ pub struct NewOrder {
     pub deliver_at: Option<DateTime<Utc>>,
 }
 
-pub fn new_order(input: NewOrder, now: DateTime<Utc>, policy: &Policy) -> Result<Order, OrderError> {
+pub fn new_order(
+    input: NewOrder,
+    now: DateTime<Utc>,
+    policy: &Policy,
+) -> Result<Order, OrderError> {
     if !policy.within_radius(input.restaurant_location, input.delivery.location) {
         return Err(OrderError::OutOfRadius);
     }
@@ -288,14 +302,10 @@ pub fn new_order(input: NewOrder, now: DateTime<Utc>, policy: &Policy) -> Result
     })
 }
 
-/// How long a cancelled/terminal window is measured: kept here so callers share one definition.
-pub fn elapsed_since(placed_at: DateTime<Utc>, now: DateTime<Utc>) -> Duration {
-    now - placed_at
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::Duration;
     use proptest::prelude::*;
 
     fn order() -> Order {
@@ -305,8 +315,15 @@ mod tests {
                 customer_id: CustomerId::new(),
                 restaurant_id: RestaurantId::new(),
                 restaurant_location: r,
-                items: vec![Item { name: "dosa".into(), quantity: 2, unit_price_cents: 12_000 }],
-                delivery: Delivery { location: r, address: "here".into() },
+                items: vec![Item {
+                    name: "dosa".into(),
+                    quantity: 2,
+                    unit_price_cents: 12_000,
+                }],
+                delivery: Delivery {
+                    location: r,
+                    address: "here".into(),
+                },
                 deliver_at: None,
             },
             Utc::now(),
@@ -319,12 +336,17 @@ mod tests {
         let rider = RiderId(uuid::Uuid::from_u128(7));
         prop_oneof![
             Just(Command::AcceptByRestaurant),
-            Just(Command::RejectByRestaurant { reason: "busy".into() }),
+            Just(Command::RejectByRestaurant {
+                reason: "busy".into()
+            }),
             Just(Command::BeginDispatch),
             Just(Command::AssignRider(rider)),
             Just(Command::Pickup(rider)),
             Just(Command::Deliver(rider)),
-            Just(Command::Update { delivery: None, deliver_at: None }),
+            Just(Command::Update {
+                delivery: None,
+                deliver_at: None
+            }),
             Just(Command::Cancel),
             Just(Command::GiveUpDispatch),
         ]
@@ -336,8 +358,10 @@ mod tests {
         from == to
             || matches!(
                 (from, to),
-                (AwaitingRestaurant, Preparing | RejectedByRestaurant | Cancelled)
-                    | (Preparing, FindingRider | Cancelled)
+                (
+                    AwaitingRestaurant,
+                    Preparing | RejectedByRestaurant | Cancelled
+                ) | (Preparing, FindingRider | Cancelled)
                     | (FindingRider, RiderAssigned | NoRiderFound | Cancelled)
                     | (RiderAssigned, PickedUp | Cancelled)
                     | (PickedUp, Delivered | Cancelled)

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::hash::Hash;
 
-use rstar::{PointDistance, RTree, RTreeObject, AABB};
+use rstar::{AABB, PointDistance, RTree, RTreeObject};
 
 use super::distance::{EARTH_RADIUS_M, distance_m};
 use crate::domain::LatLng;
@@ -76,7 +76,11 @@ impl<Id: Copy + Eq + Hash + PartialEq> PointIndex<Id> {
         }
         let entries = positions
             .iter()
-            .map(|(&id, &at)| Entry { id, xyz: unit_vector(at), at })
+            .map(|(&id, &at)| Entry {
+                id,
+                xyz: unit_vector(at),
+                at,
+            })
             .collect();
         Self {
             tree: RTree::bulk_load(entries),
@@ -99,14 +103,22 @@ impl<Id: Copy + Eq + Hash + PartialEq> PointIndex<Id> {
     /// Inserts or moves `id` to `at`.
     pub fn upsert(&mut self, id: Id, at: LatLng) {
         self.remove(id);
-        self.tree.insert(Entry { id, xyz: unit_vector(at), at });
+        self.tree.insert(Entry {
+            id,
+            xyz: unit_vector(at),
+            at,
+        });
         self.positions.insert(id, at);
     }
 
     pub fn remove(&mut self, id: Id) -> bool {
         match self.positions.remove(&id) {
             Some(at) => {
-                let entry = Entry { id, xyz: unit_vector(at), at };
+                let entry = Entry {
+                    id,
+                    xyz: unit_vector(at),
+                    at,
+                };
                 self.tree.remove(&entry).is_some()
             }
             None => false,

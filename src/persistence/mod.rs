@@ -33,7 +33,10 @@ pub type StoreResult<T> = Result<T, StoreError>;
 pub enum Placement {
     Inserted,
     /// The key was used before: the first request's hash and order.
-    Replayed { request_hash: String, order_id: OrderId },
+    Replayed {
+        request_hash: String,
+        order_id: OrderId,
+    },
 }
 
 /// Which database the engine keeps its state in.

@@ -7,7 +7,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 
 use super::{
     CustomerRecord, HistoryCursor, Placement, RatingRecord, RestaurantRecord, RiderRecord,

@@ -15,7 +15,11 @@ async fn accepted_order(app: &TestApp) -> Accepted {
     let order = app.place(&customer, &restaurant.0).await;
     let r = app.accept(&restaurant, &order).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
-    Accepted { restaurant, customer, order }
+    Accepted {
+        restaurant,
+        customer,
+        order,
+    }
 }
 
 fn offer_of(rider: &Value) -> Option<String> {
@@ -23,11 +27,25 @@ fn offer_of(rider: &Value) -> Option<String> {
 }
 
 async fn reject(app: &TestApp, rider: &(String, String), order: &str) -> crate::helpers::Response {
-    app.post(&format!("/v1/riders/{}/offers/{order}/reject", rider.0), &rider.1, json!({})).await
+    app.post(
+        &format!("/v1/riders/{}/offers/{order}/reject", rider.0),
+        &rider.1,
+        json!({}),
+    )
+    .await
 }
 
-async fn accept_offer(app: &TestApp, rider: &(String, String), order: &str) -> crate::helpers::Response {
-    app.post(&format!("/v1/riders/{}/offers/{order}/accept", rider.0), &rider.1, json!({})).await
+async fn accept_offer(
+    app: &TestApp,
+    rider: &(String, String),
+    order: &str,
+) -> crate::helpers::Response {
+    app.post(
+        &format!("/v1/riders/{}/offers/{order}/accept", rider.0),
+        &rider.1,
+        json!({}),
+    )
+    .await
 }
 
 #[actix_web::test]
@@ -36,7 +54,12 @@ async fn accepting_an_order_offers_it_to_the_nearest_available_rider() {
     let far = app.available_rider_at(north(3_000.0)).await;
     let near = app.available_rider_at(south(800.0)).await;
     let offline = app.rider().await;
-    app.put(&format!("/v1/riders/{}/location", offline.0), &offline.1, north(10.0)).await;
+    app.put(
+        &format!("/v1/riders/{}/location", offline.0),
+        &offline.1,
+        north(10.0),
+    )
+    .await;
     let mut near_ws = app.ws(&near.1).await;
     let a = accepted_order(&app).await;
     let offer = near_ws.until(is_type("offer")).await;
@@ -44,10 +67,16 @@ async fn accepting_an_order_offers_it_to_the_nearest_available_rider() {
     assert_eq!(offer["restaurant"]["id"], a.restaurant.0.as_str());
     assert_eq!(offer["delivery"]["address"], "12 MG Road");
     assert!(offer["expires_at"].as_str().is_some());
-    assert_eq!(offer_of(&app.rider_state(&near.0).await), Some(a.order.clone()));
+    assert_eq!(
+        offer_of(&app.rider_state(&near.0).await),
+        Some(a.order.clone())
+    );
     assert_eq!(offer_of(&app.rider_state(&far.0).await), None);
     let order = app.order(&a.order).await;
-    assert_eq!((order["status"].as_str(), order["stage"].as_str()), (Some("processing"), Some("finding_rider")));
+    assert_eq!(
+        (order["status"].as_str(), order["stage"].as_str()),
+        (Some("processing"), Some("finding_rider"))
+    );
 }
 
 #[actix_web::test]
@@ -57,12 +86,21 @@ async fn rejected_offer_goes_to_the_next_nearest_rider_never_twice() {
     let r2 = app.available_rider_at(north(200.0)).await;
     let r3 = app.available_rider_at(north(300.0)).await;
     let a = accepted_order(&app).await;
-    assert_eq!(offer_of(&app.rider_state(&r1.0).await), Some(a.order.clone()));
+    assert_eq!(
+        offer_of(&app.rider_state(&r1.0).await),
+        Some(a.order.clone())
+    );
     assert_eq!(reject(&app, &r1, &a.order).await.status, 200);
     assert_eq!(offer_of(&app.rider_state(&r1.0).await), None);
-    assert_eq!(offer_of(&app.rider_state(&r2.0).await), Some(a.order.clone()));
+    assert_eq!(
+        offer_of(&app.rider_state(&r2.0).await),
+        Some(a.order.clone())
+    );
     assert_eq!(reject(&app, &r2, &a.order).await.status, 200);
-    assert_eq!(offer_of(&app.rider_state(&r3.0).await), Some(a.order.clone()));
+    assert_eq!(
+        offer_of(&app.rider_state(&r3.0).await),
+        Some(a.order.clone())
+    );
     assert_eq!(reject(&app, &r3, &a.order).await.status, 200);
     // Everyone in range tried: nobody is offered it again, the order waits.
     for r in [&r1, &r2, &r3] {
@@ -73,7 +111,10 @@ async fn rejected_offer_goes_to_the_next_nearest_rider_never_twice() {
     assert_eq!(app.order(&a.order).await["stage"], "finding_rider");
     // A new rider coming online in range gets it.
     let r4 = app.available_rider_at(north(4_000.0)).await;
-    assert_eq!(offer_of(&app.rider_state(&r4.0).await), Some(a.order.clone()));
+    assert_eq!(
+        offer_of(&app.rider_state(&r4.0).await),
+        Some(a.order.clone())
+    );
 }
 
 #[actix_web::test]
@@ -83,7 +124,12 @@ async fn riders_beyond_5_km_of_the_restaurant_are_never_offered() {
     let a = accepted_order(&app).await;
     assert_eq!(offer_of(&app.rider_state(&out.0).await), None);
     // Moving to 4.99 km brings it in range, and the waiting order is offered.
-    app.put(&format!("/v1/riders/{}/location", out.0), &out.1, north(4_990.0)).await;
+    app.put(
+        &format!("/v1/riders/{}/location", out.0),
+        &out.1,
+        north(4_990.0),
+    )
+    .await;
     assert_eq!(offer_of(&app.rider_state(&out.0).await), Some(a.order));
 }
 
@@ -96,12 +142,18 @@ async fn an_unanswered_offer_times_out_and_moves_on() {
     let a = accepted_order(&app).await;
     ws1.until(is_type("offer")).await;
     app.advance(29).await;
-    assert_eq!(offer_of(&app.rider_state(&r1.0).await), Some(a.order.clone()));
+    assert_eq!(
+        offer_of(&app.rider_state(&r1.0).await),
+        Some(a.order.clone())
+    );
     app.advance(1).await;
     let withdrawn = ws1.until(is_type("offer.withdrawn")).await;
     assert_eq!(withdrawn["order_id"], a.order.as_str());
     assert_eq!(offer_of(&app.rider_state(&r1.0).await), None);
-    assert_eq!(offer_of(&app.rider_state(&r2.0).await), Some(a.order.clone()));
+    assert_eq!(
+        offer_of(&app.rider_state(&r2.0).await),
+        Some(a.order.clone())
+    );
     // The expired offer can no longer be taken.
     let late = accept_offer(&app, &r1, &a.order).await;
     assert_eq!((late.status, late.code()), (409, "offer_not_active"));
@@ -162,19 +214,49 @@ async fn a_rider_holds_one_offer_at_a_time_and_is_never_double_booked() {
     let rider = app.available_rider_at(north(100.0)).await;
     let first = accepted_order(&app).await;
     let second = accepted_order(&app).await;
-    assert_eq!(offer_of(&app.rider_state(&rider.0).await), Some(first.order.clone()));
+    assert_eq!(
+        offer_of(&app.rider_state(&rider.0).await),
+        Some(first.order.clone())
+    );
     assert_eq!(accept_offer(&app, &rider, &first.order).await.status, 200);
     let s = app.rider_state(&rider.0).await;
-    assert_eq!((s["status"].as_str(), s["order_id"].as_str(), offer_of(&s)), (Some("busy"), Some(first.order.as_str()), None));
+    assert_eq!(
+        (s["status"].as_str(), s["order_id"].as_str(), offer_of(&s)),
+        (Some("busy"), Some(first.order.as_str()), None)
+    );
     assert_eq!(accept_offer(&app, &rider, &second.order).await.status, 409);
     assert_eq!(app.order(&second.order).await["stage"], "finding_rider");
     // Busy riders cannot walk away from a delivery.
-    let off = app.put(&format!("/v1/riders/{}/status", rider.0), &rider.1, json!({"status": "offline"})).await;
+    let off = app
+        .put(
+            &format!("/v1/riders/{}/status", rider.0),
+            &rider.1,
+            json!({"status": "offline"}),
+        )
+        .await;
     assert_eq!((off.status, off.code()), (409, "invalid_state"));
     // After delivery the rider is free and gets the waiting order.
-    assert_eq!(app.post(&format!("/v1/orders/{}/pickup", first.order), &rider.1, json!({})).await.status, 200);
-    let d = app.post(&format!("/v1/orders/{}/deliver", first.order), &rider.1, json!({})).await;
-    assert_eq!((d.body["status"].as_str(), d.body["stage"].as_str()), (Some("completed"), Some("delivered")));
+    assert_eq!(
+        app.post(
+            &format!("/v1/orders/{}/pickup", first.order),
+            &rider.1,
+            json!({})
+        )
+        .await
+        .status,
+        200
+    );
+    let d = app
+        .post(
+            &format!("/v1/orders/{}/deliver", first.order),
+            &rider.1,
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (d.body["status"].as_str(), d.body["stage"].as_str()),
+        (Some("completed"), Some("delivered"))
+    );
     let s = app.rider_state(&rider.0).await;
     assert_eq!(s["status"], "available");
     assert_eq!(s["order_id"], Value::Null);
@@ -194,11 +276,20 @@ async fn the_whole_ride_is_streamed_to_the_customer() {
     assert_eq!(assigned.body["stage"], "rider_assigned");
     assert_eq!(assigned.body["rider_id"], rider.0.as_str());
     // Only the rider may pick up and deliver, in order.
-    let early = app.post(&format!("/v1/orders/{order}/deliver"), &rider.1, json!({})).await;
+    let early = app
+        .post(&format!("/v1/orders/{order}/deliver"), &rider.1, json!({}))
+        .await;
     assert_eq!(early.code(), "invalid_state");
-    app.post(&format!("/v1/orders/{order}/pickup"), &rider.1, json!({})).await;
-    app.put(&format!("/v1/riders/{}/location", rider.0), &rider.1, south(300.0)).await;
-    app.post(&format!("/v1/orders/{order}/deliver"), &rider.1, json!({})).await;
+    app.post(&format!("/v1/orders/{order}/pickup"), &rider.1, json!({}))
+        .await;
+    app.put(
+        &format!("/v1/riders/{}/location", rider.0),
+        &rider.1,
+        south(300.0),
+    )
+    .await;
+    app.post(&format!("/v1/orders/{order}/deliver"), &rider.1, json!({}))
+        .await;
 
     let mut stages = vec![];
     let mut versions = vec![];
@@ -214,7 +305,17 @@ async fn the_whole_ride_is_streamed_to_the_customer() {
             _ => {}
         }
     }
-    assert_eq!(stages, ["awaiting_restaurant", "preparing", "finding_rider", "rider_assigned", "picked_up", "delivered"]);
+    assert_eq!(
+        stages,
+        [
+            "awaiting_restaurant",
+            "preparing",
+            "finding_rider",
+            "rider_assigned",
+            "picked_up",
+            "delivered"
+        ]
+    );
     assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     let location = location.expect("the customer saw the rider move after pickup");
     assert_eq!(location["order_id"], order.as_str());
@@ -228,13 +329,30 @@ async fn the_assigned_rider_is_told_when_the_customer_changes_the_address() {
     let a = accepted_order(&app).await;
     accept_offer(&app, &rider, &a.order).await;
     let mut rws = app.ws(&rider.1).await;
-    let r = app.patch(&format!("/v1/orders/{}", a.order), &a.customer, json!({"delivery": {"location": north(900.0), "address": "New flat"}})).await;
+    let r = app
+        .patch(
+            &format!("/v1/orders/{}", a.order),
+            &a.customer,
+            json!({"delivery": {"location": north(900.0), "address": "New flat"}}),
+        )
+        .await;
     assert_eq!(r.status, 200);
     let m = rws.until(is_type("order.updated")).await;
     assert_eq!(m["order"]["delivery"]["address"], "New flat");
     // After pickup the window is closed.
-    app.post(&format!("/v1/orders/{}/pickup", a.order), &rider.1, json!({})).await;
-    let late = app.patch(&format!("/v1/orders/{}", a.order), &a.customer, json!({"delivery": {"location": north(900.0), "address": "x"}})).await;
+    app.post(
+        &format!("/v1/orders/{}/pickup", a.order),
+        &rider.1,
+        json!({}),
+    )
+    .await;
+    let late = app
+        .patch(
+            &format!("/v1/orders/{}", a.order),
+            &a.customer,
+            json!({"delivery": {"location": north(900.0), "address": "x"}}),
+        )
+        .await;
     assert_eq!((late.status, late.code()), (409, "update_window_closed"));
     let _ = a.restaurant;
 }
@@ -245,10 +363,19 @@ async fn cancelling_an_assigned_order_frees_the_rider() {
     let rider = app.available_rider_at(north(100.0)).await;
     let a = accepted_order(&app).await;
     accept_offer(&app, &rider, &a.order).await;
-    let c = app.post(&format!("/v1/orders/{}/cancel", a.order), &a.customer, json!({})).await;
+    let c = app
+        .post(
+            &format!("/v1/orders/{}/cancel", a.order),
+            &a.customer,
+            json!({}),
+        )
+        .await;
     assert_eq!(c.status, 200);
     let s = app.rider_state(&rider.0).await;
-    assert_eq!((s["status"].as_str(), s["order_id"].clone()), (Some("available"), Value::Null));
+    assert_eq!(
+        (s["status"].as_str(), s["order_id"].clone()),
+        (Some("available"), Value::Null)
+    );
 }
 
 #[actix_web::test]
@@ -258,10 +385,18 @@ async fn cancelling_during_an_offer_withdraws_it() {
     let mut rws = app.ws(&rider.1).await;
     let a = accepted_order(&app).await;
     rws.until(is_type("offer")).await;
-    app.post(&format!("/v1/orders/{}/cancel", a.order), &a.customer, json!({})).await;
+    app.post(
+        &format!("/v1/orders/{}/cancel", a.order),
+        &a.customer,
+        json!({}),
+    )
+    .await;
     let w = rws.until(is_type("offer.withdrawn")).await;
     assert_eq!(w["order_id"], a.order.as_str());
-    assert_eq!(accept_offer(&app, &rider, &a.order).await.code(), "offer_not_active");
+    assert_eq!(
+        accept_offer(&app, &rider, &a.order).await.code(),
+        "offer_not_active"
+    );
 }
 
 #[actix_web::test]
@@ -270,7 +405,13 @@ async fn going_offline_with_an_open_offer_passes_it_on() {
     let r1 = app.available_rider_at(north(100.0)).await;
     let r2 = app.available_rider_at(north(200.0)).await;
     let a = accepted_order(&app).await;
-    let off = app.put(&format!("/v1/riders/{}/status", r1.0), &r1.1, json!({"status": "offline"})).await;
+    let off = app
+        .put(
+            &format!("/v1/riders/{}/status", r1.0),
+            &r1.1,
+            json!({"status": "offline"}),
+        )
+        .await;
     assert_eq!(off.body["status"], "offline");
     assert_eq!(offer_of(&app.rider_state(&r2.0).await), Some(a.order));
 }
@@ -281,15 +422,39 @@ async fn rating_a_delivered_order_updates_the_restaurant_once() {
     let rider = app.available_rider_at(north(100.0)).await;
     let a = accepted_order(&app).await;
     let path = format!("/v1/orders/{}/rating", a.order);
-    assert_eq!(app.post(&path, &a.customer, json!({"stars": 5})).await.code(), "invalid_state");
+    assert_eq!(
+        app.post(&path, &a.customer, json!({"stars": 5}))
+            .await
+            .code(),
+        "invalid_state"
+    );
     accept_offer(&app, &rider, &a.order).await;
-    app.post(&format!("/v1/orders/{}/pickup", a.order), &rider.1, json!({})).await;
-    app.post(&format!("/v1/orders/{}/deliver", a.order), &rider.1, json!({})).await;
-    assert_eq!(app.post(&path, &a.customer, json!({"stars": 6})).await.code(), "invalid_request");
-    let r = app.post(&path, &a.customer, json!({"stars": 4, "comment": "crisp"})).await;
+    app.post(
+        &format!("/v1/orders/{}/pickup", a.order),
+        &rider.1,
+        json!({}),
+    )
+    .await;
+    app.post(
+        &format!("/v1/orders/{}/deliver", a.order),
+        &rider.1,
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        app.post(&path, &a.customer, json!({"stars": 6}))
+            .await
+            .code(),
+        "invalid_request"
+    );
+    let r = app
+        .post(&path, &a.customer, json!({"stars": 4, "comment": "crisp"}))
+        .await;
     assert_eq!(r.status, 201, "{:?}", r.body);
     let again = app.post(&path, &a.customer, json!({"stars": 1})).await;
     assert_eq!((again.status, again.code()), (409, "already_rated"));
-    let rest = app.get(&format!("/v1/restaurants/{}", a.restaurant.0), &a.customer).await;
+    let rest = app
+        .get(&format!("/v1/restaurants/{}", a.restaurant.0), &a.customer)
+        .await;
     assert_eq!(rest.body["rating"], json!({"average": 4.0, "count": 1}));
 }

@@ -58,13 +58,19 @@ impl Drop for TempDir {
 
 async fn postgres_url() -> String {
     use sqlx::Connection;
-    let admin = std::env::var("DABBA_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = std::env::var("DABBA_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
     let mut conn = sqlx::PgConnection::connect(&admin)
         .await
-        .unwrap_or_else(|e| panic!("PostgreSQL is required for DABBA_TEST_STORE=postgres ({admin}): {e}"));
+        .unwrap_or_else(|e| {
+            panic!("PostgreSQL is required for DABBA_TEST_STORE=postgres ({admin}): {e}")
+        });
     let db = format!("dabba_test_{}", Uuid::new_v4().simple());
     // `db` is our own uuid-derived identifier, not user input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}"))).execute(&mut conn).await.expect("create test database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {db}")))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
     let (prefix, _) = admin.rsplit_once('/').expect("admin url has a database");
     format!("{prefix}/{db}")
 }
@@ -108,16 +114,31 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     actix_web::rt::spawn(app.run_until_stopped());
     let keys = Keys::new(SECRET);
     let ops = keys.mint(Role::Ops, Uuid::new_v4(), chrono::Duration::hours(1));
-    let client = awc::Client::builder().timeout(Duration::from_secs(30)).finish();
-    TestApp { base, client, ops, keys, _data: data }
+    let client = awc::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .finish();
+    TestApp {
+        base,
+        client,
+        ops,
+        keys,
+        _data: data,
+    }
 }
 
 impl TestApp {
     pub fn token(&self, role: Role, sub: &str) -> String {
-        self.keys.mint(role, sub.parse().expect("uuid"), chrono::Duration::hours(1))
+        self.keys
+            .mint(role, sub.parse().expect("uuid"), chrono::Duration::hours(1))
     }
 
-    pub async fn call(&self, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> Response {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Response {
         let url = format!("{}{}", self.base, path);
         let mut req = self.client.request(method.parse().expect("method"), url);
         if let Some(t) = token {
@@ -128,9 +149,21 @@ impl TestApp {
             None => req.send().await,
         };
         let mut resp = resp.expect("request sent");
-        let bytes = resp.body().limit(16 * 1024 * 1024).await.expect("body read");
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into())) };
-        Response { status: resp.status().as_u16(), body }
+        let bytes = resp
+            .body()
+            .limit(16 * 1024 * 1024)
+            .await
+            .expect("body read");
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
+        };
+        Response {
+            status: resp.status().as_u16(),
+            body,
+        }
     }
 
     pub async fn raw(&self, method: &str, path: &str, token: &str, body: &'static str) -> Response {
@@ -144,7 +177,10 @@ impl TestApp {
             .await
             .expect("request sent");
         let bytes = resp.body().await.expect("body read");
-        Response { status: resp.status().as_u16(), body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
+        Response {
+            status: resp.status().as_u16(),
+            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        }
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Response {
@@ -165,13 +201,25 @@ impl TestApp {
 
     /// Advances the engine clock (timers fire before this returns).
     pub async fn advance(&self, seconds: i64) {
-        let r = self.post("/v1/test/clock", &self.ops, json!({"advance_seconds": seconds})).await;
+        let r = self
+            .post(
+                "/v1/test/clock",
+                &self.ops,
+                json!({"advance_seconds": seconds}),
+            )
+            .await;
         assert_eq!(r.status, 200, "{:?}", r.body);
     }
 
     /// A registered restaurant at `at`, and its token.
     pub async fn restaurant_at(&self, at: Value) -> (String, String) {
-        let r = self.post("/v1/restaurants", &self.ops, json!({"name": "Vidyarthi Bhavan", "location": at})).await;
+        let r = self
+            .post(
+                "/v1/restaurants",
+                &self.ops,
+                json!({"name": "Vidyarthi Bhavan", "location": at}),
+            )
+            .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         let id = r.body["id"].as_str().expect("id").to_owned();
         let token = self.token(Role::Restaurant, &id);
@@ -184,7 +232,11 @@ impl TestApp {
 
     pub async fn customer(&self) -> (String, String) {
         let r = self
-            .post("/v1/customers", &self.ops, json!({"name": "Asha", "phone": "+91 98450 00000", "email": "asha@example.in"}))
+            .post(
+                "/v1/customers",
+                &self.ops,
+                json!({"name": "Asha", "phone": "+91 98450 00000", "email": "asha@example.in"}),
+            )
             .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         let id = r.body["id"].as_str().expect("id").to_owned();
@@ -194,7 +246,9 @@ impl TestApp {
 
     /// A registered rider, offline with no position.
     pub async fn rider(&self) -> (String, String) {
-        let r = self.post("/v1/riders", &self.ops, json!({"name": "Ravi"})).await;
+        let r = self
+            .post("/v1/riders", &self.ops, json!({"name": "Ravi"}))
+            .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         let id = r.body["id"].as_str().expect("id").to_owned();
         let token = self.token(Role::Rider, &id);
@@ -204,9 +258,17 @@ impl TestApp {
     /// A rider at `at`, available for offers.
     pub async fn available_rider_at(&self, at: Value) -> (String, String) {
         let (id, token) = self.rider().await;
-        let r = self.put(&format!("/v1/riders/{id}/location"), &token, at).await;
+        let r = self
+            .put(&format!("/v1/riders/{id}/location"), &token, at)
+            .await;
         assert_eq!(r.status, 204, "{:?}", r.body);
-        let r = self.put(&format!("/v1/riders/{id}/status"), &token, json!({"status": "available"})).await;
+        let r = self
+            .put(
+                &format!("/v1/riders/{id}/status"),
+                &token,
+                json!({"status": "available"}),
+            )
+            .await;
         assert_eq!(r.status, 200, "{:?}", r.body);
         (id, token)
     }
@@ -224,7 +286,13 @@ impl TestApp {
 
     /// Places an order 1 km from the restaurant; returns the order id.
     pub async fn place(&self, customer: &str, restaurant: &str) -> String {
-        let r = self.post("/v1/orders", customer, self.order_body(restaurant, south(1_000.0))).await;
+        let r = self
+            .post(
+                "/v1/orders",
+                customer,
+                self.order_body(restaurant, south(1_000.0)),
+            )
+            .await;
         assert_eq!(r.status, 201, "{:?}", r.body);
         r.body["id"].as_str().expect("id").to_owned()
     }
@@ -243,12 +311,26 @@ impl TestApp {
 
     /// The restaurant accepts; dispatch starts.
     pub async fn accept(&self, restaurant: &(String, String), order: &str) -> Response {
-        self.post(&format!("/v1/restaurants/{}/orders/{order}/accept", restaurant.0), &restaurant.1, json!({})).await
+        self.post(
+            &format!("/v1/restaurants/{}/orders/{order}/accept", restaurant.0),
+            &restaurant.1,
+            json!({}),
+        )
+        .await
     }
 
     pub async fn ws(&self, token: &str) -> Ws {
-        let url = format!("{}/v1/ws?token={token}", self.base.replace("http://", "ws://"));
-        let (_resp, framed) = self.client.ws(url).max_frame_size(1 << 20).connect().await.expect("websocket connects");
+        let url = format!(
+            "{}/v1/ws?token={token}",
+            self.base.replace("http://", "ws://")
+        );
+        let (_resp, framed) = self
+            .client
+            .ws(url)
+            .max_frame_size(1 << 20)
+            .connect()
+            .await
+            .expect("websocket connects");
         Ws { framed }
     }
 }
@@ -259,17 +341,25 @@ pub struct Ws {
 
 impl Ws {
     pub async fn send(&mut self, v: Value) {
-        self.framed.send(ws::Message::Text(v.to_string().into())).await.expect("ws send");
+        self.framed
+            .send(ws::Message::Text(v.to_string().into()))
+            .await
+            .expect("ws send");
     }
 
     pub async fn send_text(&mut self, t: &str) {
-        self.framed.send(ws::Message::Text(t.to_owned().into())).await.expect("ws send");
+        self.framed
+            .send(ws::Message::Text(t.to_owned().into()))
+            .await
+            .expect("ws send");
     }
 
     /// The next JSON message, or `None` if none arrives within 5 s or the socket closed.
     pub async fn next(&mut self) -> Option<Value> {
         loop {
-            let frame = tokio::time::timeout(Duration::from_secs(5), self.framed.next()).await.ok()??;
+            let frame = tokio::time::timeout(Duration::from_secs(5), self.framed.next())
+                .await
+                .ok()??;
             match frame.ok()? {
                 ws::Frame::Text(t) => return serde_json::from_slice(&t).ok(),
                 ws::Frame::Ping(p) => {
@@ -294,10 +384,14 @@ impl Ws {
     /// The close code if the server closes the socket within 5 s.
     pub async fn closed_with(&mut self) -> Option<u16> {
         loop {
-            let frame = tokio::time::timeout(Duration::from_secs(5), self.framed.next()).await.ok()?;
+            let frame = tokio::time::timeout(Duration::from_secs(5), self.framed.next())
+                .await
+                .ok()?;
             match frame {
                 None => return Some(0),
-                Some(Ok(ws::Frame::Close(reason))) => return Some(reason.map(|r| u16::from(r.code)).unwrap_or(0)),
+                Some(Ok(ws::Frame::Close(reason))) => {
+                    return Some(reason.map(|r| u16::from(r.code)).unwrap_or(0));
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(_)) => return Some(0),
             }

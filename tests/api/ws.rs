@@ -7,14 +7,21 @@ async fn malformed_frames_get_an_error_and_the_socket_stays_open() {
     let app = spawn_app().await;
     let (id, token) = app.available_rider_at(north(100.0)).await;
     let mut ws = app.ws(&token).await;
-    for bad in ["{not json", r#"{"type":"teleport"}"#, r#"{"type":"location","lat":100,"lng":0}"#, r#"{"type":"accept","order_id":"x"}"#] {
+    for bad in [
+        "{not json",
+        r#"{"type":"teleport"}"#,
+        r#"{"type":"location","lat":100,"lng":0}"#,
+        r#"{"type":"accept","order_id":"x"}"#,
+    ] {
         ws.send_text(bad).await;
         let e = ws.until(is_type("error")).await;
         assert_eq!(e["error"]["code"], "invalid_request", "{bad}");
     }
     // Still open and working: a location frame moves the rider.
-    ws.send(json!({"type": "location", "lat": 12.98, "lng": 77.6})).await;
-    ws.send(json!({"type": "accept", "order_id": uuid::Uuid::new_v4()})).await;
+    ws.send(json!({"type": "location", "lat": 12.98, "lng": 77.6}))
+        .await;
+    ws.send(json!({"type": "accept", "order_id": uuid::Uuid::new_v4()}))
+        .await;
     let e = ws.until(is_type("error")).await;
     assert_eq!(e["error"]["code"], "offer_not_active");
     let s = app.rider_state(&id).await;
@@ -38,12 +45,19 @@ async fn riders_answer_offers_over_the_websocket() {
     let app = spawn_app().await;
     let (_, token) = app.rider().await;
     let rider_id = {
-        let r = app.post("/v1/riders", &app.ops, json!({"name": "WS"})).await;
+        let r = app
+            .post("/v1/riders", &app.ops, json!({"name": "WS"}))
+            .await;
         r.body["id"].as_str().unwrap().to_owned()
     };
     let _ = token;
     let token = app.token(dabba::api::auth::Role::Rider, &rider_id);
-    app.put(&format!("/v1/riders/{rider_id}/status"), &token, json!({"status": "available"})).await;
+    app.put(
+        &format!("/v1/riders/{rider_id}/status"),
+        &token,
+        json!({"status": "available"}),
+    )
+    .await;
     let mut ws = app.ws(&token).await;
     ws.send(json!({"type": "location", "lat": crate::helpers::CENTER.0, "lng": crate::helpers::CENTER.1})).await;
     let restaurant = app.restaurant().await;
@@ -53,7 +67,9 @@ async fn riders_answer_offers_over_the_websocket() {
     let offer = ws.until(is_type("offer")).await;
     assert_eq!(offer["order_id"], order.as_str());
     ws.send(json!({"type": "accept", "order_id": order})).await;
-    let m = ws.until(|m| m["type"] == "order.updated" && m["order"]["stage"] == "rider_assigned").await;
+    let m = ws
+        .until(|m| m["type"] == "order.updated" && m["order"]["stage"] == "rider_assigned")
+        .await;
     assert_eq!(m["order"]["rider_id"], rider_id.as_str());
 }
 
@@ -68,7 +84,10 @@ async fn restaurants_and_ops_get_their_streams() {
     let (_, customer) = app.customer().await;
     let order = app.place(&customer, &restaurant.0).await;
     let m = rws.until(is_type("order.updated")).await;
-    assert_eq!((m["order"]["id"].as_str(), m["order"]["stage"].as_str()), (Some(order.as_str()), Some("awaiting_restaurant")));
+    assert_eq!(
+        (m["order"]["id"].as_str(), m["order"]["stage"].as_str()),
+        (Some(order.as_str()), Some("awaiting_restaurant"))
+    );
     let m = ops.until(is_type("order.updated")).await;
     assert_eq!(m["order"]["id"], order.as_str());
     let (rider, rt) = app.available_rider_at(north(50.0)).await;
@@ -84,5 +103,11 @@ async fn websocket_without_a_valid_token_is_refused() {
     let app = spawn_app().await;
     let url = format!("{}/v1/ws", app.base.replace("http://", "ws://"));
     assert!(app.client.ws(url.clone()).connect().await.is_err());
-    assert!(app.client.ws(format!("{url}?token=bogus")).connect().await.is_err());
+    assert!(
+        app.client
+            .ws(format!("{url}?token=bogus"))
+            .connect()
+            .await
+            .is_err()
+    );
 }

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# The one test command. Brings up what the tests need, then runs the whole suite twice:
+# on the embedded SQLite store and on PostgreSQL (a fresh database per test).
+#
+#   DABBA_TEST_PG_URL  admin URL of the PostgreSQL server (default: local, user postgres)
+#   CI=true            a missing PostgreSQL is a failure instead of a skipped pass
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PG_URL=${DABBA_TEST_PG_URL:-postgres://postgres@127.0.0.1:5432/postgres}
+PG_HOSTPORT=$(sed -E 's#^[a-z]+://([^@/]*@)?([^/:]+)(:([0-9]+))?/.*#\2 \4#' <<<"$PG_URL")
+PG_HOST=${PG_HOSTPORT% *}
+PG_PORT=${PG_HOSTPORT#* }
+PG_PORT=${PG_PORT:-5432}
+
+log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
+
+pg_up() { (exec 3<>"/dev/tcp/$PG_HOST/$PG_PORT") 2>/dev/null; }
+
+ensure_postgres() {
+  pg_up && return 0
+  if ! command -v pg_ctlcluster >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    log "installing PostgreSQL from Debian's packages"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql >/dev/null
+  fi
+  if command -v pg_ctlcluster >/dev/null 2>&1; then
+    log "starting the local PostgreSQL"
+    for v in $(ls /etc/postgresql 2>/dev/null); do
+      pg_ctlcluster --skip-systemctl-redirect "$v" main start 2>/dev/null || true
+    done
+    for _ in $(seq 1 30); do pg_up && return 0; sleep 1; done
+  fi
+  return 1
+}
+
+drop_test_databases() {
+  command -v psql >/dev/null 2>&1 || return 0
+  psql "$PG_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'dabba_test_%'" 2>/dev/null |
+    while read -r db; do psql "$PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
+}
+
+log "unit, property and API tests on the embedded SQLite store"
+cargo test --all-targets
+
+if ensure_postgres; then
+  drop_test_databases
+  log "API tests on PostgreSQL ($PG_HOST:$PG_PORT)"
+  DABBA_TEST_STORE=postgres DABBA_TEST_PG_URL="$PG_URL" cargo test --test api
+  drop_test_databases
+elif [ "${CI:-}" = "true" ]; then
+  echo "PostgreSQL is not reachable at $PG_HOST:$PG_PORT and could not be started." >&2
+  echo "Install it (apt-get install postgresql) or set DABBA_TEST_PG_URL." >&2
+  exit 1
+else
+  echo "WARNING: PostgreSQL is not reachable at $PG_HOST:$PG_PORT; the PostgreSQL pass was SKIPPED." >&2
+  echo "         Start it, or set DABBA_TEST_PG_URL. Under CI=true this is a failure." >&2
+fi
+log "all tests passed"
