@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::actors::DispatchTimings;
+use crate::actors::{DispatchTimings, EngineOptions};
+use crate::persistence::writer::WriterConfig;
 
 #[derive(Args, Clone, Debug)]
 pub struct ServeConfig {
@@ -38,6 +39,24 @@ pub struct ServeConfig {
     /// Enables `POST /v1/test/clock` (never in production).
     #[arg(long, env = "DABBA_TEST_CLOCK", default_value_t = false, value_parser = parse_flag)]
     pub test_clock: bool,
+    /// Most writes committed in one transaction by the group-commit writer (1: a transaction per write).
+    #[arg(long, env = "DABBA_COMMIT_MAX_BATCH", default_value_t = 256)]
+    pub commit_max_batch: usize,
+    /// Microseconds the writer waits for more writes once one is queued (0: take what is queued).
+    #[arg(long, env = "DABBA_COMMIT_DELAY_US", default_value_t = 0)]
+    pub commit_delay_us: u64,
+    /// Writes that may wait for the writer; beyond this, requests get 503 with Retry-After.
+    #[arg(long, env = "DABBA_COMMIT_QUEUE", default_value_t = 16_384)]
+    pub commit_queue: usize,
+    /// Days orders are kept before the retention job removes them.
+    #[arg(long, env = "DABBA_RETENTION_DAYS", default_value_t = 365)]
+    pub retention_days: i64,
+    /// Enables `POST /v1/ops/faults` to make actors fail (for supervision tests; never in production).
+    #[arg(long, env = "DABBA_FAULT_INJECTION", default_value_t = false, value_parser = parse_flag)]
+    pub fault_injection: bool,
+    /// Most database connections the server opens.
+    #[arg(long, env = "DABBA_DB_MAX_CONNECTIONS", default_value_t = 16)]
+    pub db_max_connections: u32,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "DABBA_WORKERS")]
     pub workers: Option<usize>,
@@ -63,6 +82,19 @@ impl ServeConfig {
                     self.data_dir.join("dabba.db").display()
                 ))
             }
+        }
+    }
+
+    pub fn engine_options(&self) -> EngineOptions {
+        EngineOptions {
+            writer: WriterConfig {
+                max_batch: self.commit_max_batch.max(1),
+                max_delay: Duration::from_micros(self.commit_delay_us),
+                queue: self.commit_queue.max(1),
+            },
+            faults: self.fault_injection,
+            retention: chrono::Duration::days(self.retention_days.max(1)),
+            ..EngineOptions::default()
         }
     }
 

@@ -217,7 +217,7 @@ async fn simulate(base: String, secret: String, config: CityConfig) -> anyhow::R
                             .await;
                     });
                 }
-                if placed % 20 == 0 {
+                if placed.is_multiple_of(20) {
                     tracing::info!(placed, "demo orders placed");
                 }
             }

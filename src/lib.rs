@@ -14,6 +14,7 @@ pub mod api;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod events;
 pub mod geo;
 pub mod persistence;
 pub mod startup;

@@ -77,7 +77,7 @@ fn main() -> anyhow::Result<()> {
         }),
         Cmd::Migrate(config) => actix_web::rt::System::new().block_on(async move {
             let url = config.store_url()?;
-            let store = dabba::persistence::Store::open(&url).await?;
+            let store = dabba::persistence::Store::open(&url, config.db_max_connections).await?;
             println!("migrations applied ({})", store.kind());
             Ok(())
         }),

@@ -25,24 +25,36 @@ impl Application {
     /// Must run inside an actix system.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
         let url = config.store_url().context("creating the data directory")?;
-        let store = Store::open(&url)
+        let store = Store::open(&url, config.db_max_connections)
             .await
             .with_context(|| format!("opening the store at {}", redact(&url)))?;
         tracing::info!(store = store.kind(), "store ready");
         let policy = Policy {
             radius_m: config.radius_m,
         };
-        let engine = Engine::start(store, Clock::default(), policy, config.timings())
-            .await
-            .context("starting the engine")?;
+        let engine = Engine::start(
+            store,
+            Clock::default(),
+            policy,
+            config.timings(),
+            config.engine_options(),
+        )
+        .await
+        .context("starting the engine")?;
         let listener =
             TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         let port = listener.local_addr()?.port();
         let keys = web::Data::new(Keys::new(&config.jwt_secret));
         let metrics = web::Data::new(telemetry::metrics_handle());
         let data = web::Data::new(engine.clone());
-        let test_clock = config.test_clock;
-        if test_clock {
+        let features = api::Features {
+            test_clock: config.test_clock,
+            faults: config.fault_injection,
+        };
+        if config.fault_injection {
+            tracing::warn!("fault injection enabled: POST /v1/ops/faults makes actors fail");
+        }
+        if features.test_clock {
             tracing::warn!("test clock enabled: POST /v1/test/clock moves the engine's time");
         }
         let mut server = HttpServer::new(move || {
@@ -50,7 +62,7 @@ impl Application {
                 .app_data(data.clone())
                 .app_data(keys.clone())
                 .app_data(metrics.clone())
-                .configure(|cfg| api::configure(cfg, test_clock))
+                .configure(|cfg| api::configure(cfg, features))
         })
         .listen(listener)?
         .shutdown_timeout(5);
@@ -77,7 +89,9 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        self.engine.stop();
+        served
     }
 }
 

@@ -47,7 +47,7 @@ CREATE TABLE orders (
     body          TEXT NOT NULL
 );
 CREATE INDEX orders_customer_history ON orders (customer_id, placed_at DESC, id DESC);
-CREATE INDEX orders_unfinished ON orders (terminal, placed_at);
+CREATE INDEX orders_unfinished ON orders (placed_at) WHERE NOT terminal;
 
 CREATE TABLE idempotency_keys (
     customer_id  TEXT NOT NULL,
@@ -65,4 +65,34 @@ CREATE TABLE ratings (
     stars         BIGINT NOT NULL,
     comment       TEXT,
     created_at    BIGINT NOT NULL
+);
+
+-- The transactional outbox: every order change appends its event in the same transaction as
+-- the snapshot. `payload` is the wire message; the id columns say who receives it.
+CREATE TABLE outbox (
+    seq           INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_id      TEXT NOT NULL UNIQUE,
+    kind          TEXT NOT NULL,
+    order_id      TEXT NOT NULL,
+    version       BIGINT NOT NULL,
+    customer_id   TEXT NOT NULL,
+    restaurant_id TEXT NOT NULL,
+    rider_id      TEXT,
+    payload       TEXT NOT NULL,
+    created_at    BIGINT NOT NULL
+);
+
+-- How far each consumer of the outbox has got.
+CREATE TABLE outbox_cursors (
+    consumer TEXT PRIMARY KEY,
+    seq      BIGINT NOT NULL
+);
+
+-- Orders looking for a rider: who was already offered it and when dispatch gives up.
+-- The open offer itself lives on the rider's row.
+CREATE TABLE dispatch_jobs (
+    order_id   TEXT PRIMARY KEY,
+    tried      TEXT NOT NULL,
+    deadline   BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
 );

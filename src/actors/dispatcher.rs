@@ -13,12 +13,15 @@ use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
 use super::error::EngineError;
-use super::hub::Audience;
 use super::order::ApplyCommand;
 use super::services::Shared;
-use crate::domain::{Command, CustomerId, Delivery, LatLng, OrderId, RiderId, RiderStatus};
+use super::supervision::Restarts;
+use crate::domain::{
+    Command, CustomerId, Delivery, LatLng, Order, OrderId, RiderId, RiderStatus, Stage,
+};
+use crate::events::hub::Audience;
 use crate::geo::PointIndex;
-use crate::persistence::RiderRecord;
+use crate::persistence::{JobRecord, RiderRecord, Write, WriteUnit};
 use crate::wire::{OfferRestaurant, OfferView, RiderView, ServerMessage};
 
 #[derive(Clone, Debug)]
@@ -51,6 +54,10 @@ enum JobState {
     Offered(RiderId),
     /// The rider accepted; the order actor is recording the assignment.
     Assigning(RiderId),
+    /// Past the deadline: the order is being ended `no_rider_found` (retried if that fails).
+    GivingUp {
+        since: DateTime<Utc>,
+    },
 }
 
 /// An order looking for a rider.
@@ -74,10 +81,33 @@ pub struct Dispatcher {
     next_seq: u64,
     /// Riders whose position moved since their last snapshot.
     moved: HashSet<RiderId>,
+    restarts: Restarts,
+    /// Set by a restart: reload everything from the store after this backoff.
+    reload_after: Option<Duration>,
+    /// Reconciliation writes decided while restoring, enqueued once the actor runs.
+    pending_fixes: Vec<Write>,
+}
+
+/// What the store holds about dispatch, loaded at start and after a restart.
+pub struct Recovered {
+    pub riders: Vec<RiderRecord>,
+    pub jobs: Vec<JobRecord>,
+    /// Unfinished orders: the source of truth for who carries what and who needs a rider.
+    pub orders: Vec<Order>,
+}
+
+impl Recovered {
+    pub async fn load(store: &crate::persistence::Store) -> Result<Self, EngineError> {
+        Ok(Self {
+            riders: store.riders().await?,
+            jobs: store.jobs().await?,
+            orders: store.unfinished_orders().await?,
+        })
+    }
 }
 
 impl Dispatcher {
-    pub fn new(services: Shared, riders: Vec<RiderRecord>) -> Self {
+    pub fn new(services: Shared, recovered: Recovered) -> Self {
         let mut d = Self {
             services,
             riders: HashMap::new(),
@@ -86,31 +116,136 @@ impl Dispatcher {
             carrying: HashMap::new(),
             next_seq: 0,
             moved: HashSet::new(),
+            restarts: Restarts::default(),
+            reload_after: None,
+            pending_fixes: Vec::new(),
         };
-        for r in riders {
-            // Offers do not survive a restart: the rider becomes free again and the order's
-            // dispatch starts over when its actor is recovered.
-            let order = r.order_id.map(|order_id| Assignment {
-                order_id,
-                customer: None,
-            });
-            if let Some(a) = &order {
-                d.carrying.insert(a.order_id, r.id);
-            }
-            d.riders.insert(
+        d.pending_fixes = d.restore(recovered);
+        d
+    }
+
+    /// Rebuilds all dispatch state from the store's snapshots, reconciling riders and jobs
+    /// with the orders (whose snapshots are the truth): a rider keeps an order only if the
+    /// order says so, an offer only if its order still looks for a rider. Offers and
+    /// deadlines keep their persisted times, so what expired while down fires on the next tick.
+    fn restore(&mut self, rec: Recovered) -> Vec<Write> {
+        let now = self.now();
+        self.riders.clear();
+        self.available = PointIndex::new();
+        self.jobs.clear();
+        self.carrying.clear();
+        self.moved.clear();
+        let mut fixes = Vec::new();
+        let mut records: HashMap<RiderId, RiderRecord> = HashMap::new();
+        for r in rec.riders {
+            self.riders.insert(
                 r.id,
                 Rider {
-                    name: r.name,
+                    name: r.name.clone(),
                     status: r.status,
                     location: r.location,
                     offer: None,
-                    order,
+                    order: None,
                     rev: r.rev,
                 },
             );
-            d.reindex(r.id);
+            records.insert(r.id, r);
         }
-        d
+        let mut saved_jobs: HashMap<OrderId, JobRecord> =
+            rec.jobs.into_iter().map(|j| (j.order_id, j)).collect();
+        for o in &rec.orders {
+            match (o.stage, o.rider_id) {
+                (Stage::RiderAssigned | Stage::PickedUp, Some(rider_id)) => {
+                    if let Some(r) = self.riders.get_mut(&rider_id) {
+                        r.status = RiderStatus::Busy;
+                        r.order = Some(Assignment {
+                            order_id: o.id,
+                            customer: (o.stage == Stage::PickedUp).then_some(o.customer_id),
+                        });
+                        self.carrying.insert(o.id, rider_id);
+                    }
+                }
+                (Stage::FindingRider, _) => {
+                    let saved = saved_jobs.remove(&o.id);
+                    let deadline = saved
+                        .as_ref()
+                        .map(|j| j.deadline)
+                        .unwrap_or_else(|| now + self.deadline());
+                    let name = self
+                        .services
+                        .directory
+                        .restaurant(o.restaurant_id)
+                        .map(|r| r.name)
+                        .unwrap_or_default();
+                    self.next_seq += 1;
+                    self.jobs.insert(
+                        o.id,
+                        Job {
+                            seq: self.next_seq,
+                            restaurant: OfferRestaurant {
+                                id: o.restaurant_id,
+                                name,
+                                location: o.restaurant_location,
+                            },
+                            delivery: o.delivery.clone(),
+                            tried: saved
+                                .map(|j| j.tried.into_iter().collect())
+                                .unwrap_or_default(),
+                            deadline,
+                            state: JobState::Waiting,
+                        },
+                    );
+                }
+                _ => {}
+            }
+        }
+        // Jobs of orders that moved on while we were down.
+        fixes.extend(saved_jobs.into_keys().map(Write::DeleteJob));
+        for (id, rec) in &records {
+            let Some(r) = self.riders.get_mut(id) else {
+                continue;
+            };
+            if r.status == RiderStatus::Busy && r.order.is_none() {
+                r.status = RiderStatus::Available; // its assignment never committed
+            }
+            if let Some((order_id, expires_at)) = rec.offer
+                && r.order.is_none()
+                && r.status == RiderStatus::Available
+                && let Some(job) = self.jobs.get_mut(&order_id)
+                && job.state == JobState::Waiting
+            {
+                r.offer = Some(Offer {
+                    order_id,
+                    expires_at,
+                });
+                job.state = JobState::Offered(*id);
+                job.tried.insert(*id);
+            }
+        }
+        let ids: Vec<RiderId> = self.riders.keys().copied().collect();
+        for id in ids {
+            self.reindex(id);
+            let changed = {
+                let (r, rec) = (&self.riders[&id], &records[&id]);
+                r.status != rec.status
+                    || r.order.as_ref().map(|a| a.order_id) != rec.order_id
+                    || r.offer.as_ref().map(|o| (o.order_id, o.expires_at)) != rec.offer
+            };
+            if changed && let Some(w) = self.rider_write(id) {
+                fixes.push(w);
+            }
+        }
+        tracing::info!(
+            riders = self.riders.len(),
+            jobs = self.jobs.len(),
+            carrying = self.carrying.len(),
+            "dispatch state restored"
+        );
+        fixes
+    }
+
+    fn deadline(&self) -> chrono::Duration {
+        chrono::Duration::from_std(self.services.timings.deadline).unwrap_or_default()
     }
 
     fn now(&self) -> DateTime<Utc> {
@@ -131,11 +266,11 @@ impl Dispatcher {
         }
     }
 
-    /// Bumps the rider's revision and returns the snapshot to persist.
-    fn snapshot(&mut self, id: RiderId) -> Option<RiderRecord> {
+    /// Bumps the rider's revision and returns its snapshot write.
+    fn rider_write(&mut self, id: RiderId) -> Option<Write> {
         let r = self.riders.get_mut(&id)?;
         r.rev += 1;
-        Some(RiderRecord {
+        Some(Write::SaveRider(RiderRecord {
             id,
             name: r.name.clone(),
             status: r.status,
@@ -143,35 +278,40 @@ impl Dispatcher {
             offer: r.offer.as_ref().map(|o| (o.order_id, o.expires_at)),
             order_id: r.order.as_ref().map(|a| a.order_id),
             rev: r.rev,
-        })
+        }))
     }
 
-    /// Persists in the background; the `rev` guard keeps out-of-order writes harmless.
-    fn persist_later(&mut self, id: RiderId, ctx: &mut Context<Self>) {
-        if let Some(rec) = self.snapshot(id) {
-            let store = self.services.store.clone();
-            ctx.spawn(
-                async move {
-                    if let Err(error) = store.save_rider(&rec).await {
-                        tracing::error!(rider_id = %rec.id, %error, "could not persist rider");
-                    }
-                }
-                .into_actor(self),
-            );
+    fn job_write(&self, order_id: OrderId) -> Option<Write> {
+        let job = self.jobs.get(&order_id)?;
+        Some(Write::SaveJob(JobRecord {
+            order_id,
+            tried: job.tried.iter().copied().collect(),
+            deadline: job.deadline,
+        }))
+    }
+
+    /// Enqueues the writes now (so they commit in the order the state changed) without
+    /// waiting for them.
+    fn persist(&self, writes: Vec<Write>, ctx: &mut Context<Self>) {
+        if writes.is_empty() {
+            return;
         }
+        ctx.spawn(
+            self.services
+                .writer
+                .submit_detached(WriteUnit::new(writes), "dispatch state")
+                .into_actor(self),
+        );
     }
 
-    /// A future that completes when the rider's current state is durable.
+    /// Enqueues the writes now; the future resolves once they are durable.
     fn persist_now(
-        &mut self,
-        id: RiderId,
-    ) -> impl Future<Output = Result<(), EngineError>> + 'static {
-        let rec = self.snapshot(id);
-        let store = self.services.store.clone();
+        &self,
+        writes: Vec<Write>,
+    ) -> impl Future<Output = Result<(), EngineError>> + use<> {
+        let saved = self.services.writer.submit(WriteUnit::new(writes));
         async move {
-            if let Some(rec) = rec {
-                store.save_rider(&rec).await?;
-            }
+            saved.await?;
             Ok(())
         }
     }
@@ -227,8 +367,13 @@ impl Dispatcher {
         self.reindex(rider_id);
         tracing::info!(%order_id, %rider_id, distance_m = distance_m.round(), "offer sent");
         metrics::counter!("dabba_offers_total").increment(1);
+        let writes = self
+            .job_write(order_id)
+            .into_iter()
+            .chain(self.rider_write(rider_id))
+            .collect();
+        self.persist(writes, ctx);
         self.services.hub.send(&[Audience::Rider(rider_id)], &msg);
-        self.persist_later(rider_id, ctx);
     }
 
     /// Offers every waiting order, oldest first (each may now find a rider).
@@ -262,7 +407,8 @@ impl Dispatcher {
             &[Audience::Rider(rider_id)],
             &ServerMessage::OfferWithdrawn { order_id },
         );
-        self.persist_later(rider_id, ctx);
+        let write = self.rider_write(rider_id).into_iter().collect();
+        self.persist(write, ctx);
     }
 
     /// Frees a rider from `order_id` (delivered, cancelled, or the assignment failed).
@@ -279,7 +425,8 @@ impl Dispatcher {
         }
         self.carrying.remove(&order_id);
         self.reindex(rider_id);
-        self.persist_later(rider_id, ctx);
+        let write = self.rider_write(rider_id).into_iter().collect();
+        self.persist(write, ctx);
         self.offer_waiting(ctx);
     }
 
@@ -310,16 +457,27 @@ impl Dispatcher {
                 job.state = JobState::Waiting;
             }
         }
+        let retry = chrono::Duration::seconds(5);
         let overdue: Vec<OrderId> = self
             .jobs
             .iter()
-            .filter(|(_, j)| j.deadline <= now && !matches!(j.state, JobState::Assigning(_)))
+            .filter(|(_, j)| match j.state {
+                JobState::Waiting | JobState::Offered(_) => j.deadline <= now,
+                JobState::GivingUp { since } => since + retry <= now,
+                JobState::Assigning(_) => false,
+            })
             .map(|(id, _)| *id)
             .collect();
         for order_id in &overdue {
-            if let Some(job) = self.jobs.remove(order_id)
-                && let JobState::Offered(rider_id) = job.state
-            {
+            let Some(job) = self.jobs.get_mut(order_id) else {
+                continue;
+            };
+            let offered = match job.state {
+                JobState::Offered(rider_id) => Some(rider_id),
+                _ => None,
+            };
+            job.state = JobState::GivingUp { since: now };
+            if let Some(rider_id) = offered {
                 self.withdraw_offer(rider_id, *order_id, ctx);
             }
             tracing::info!(%order_id, "no rider found before the deadline");
@@ -344,9 +502,11 @@ impl Dispatcher {
     }
 
     fn flush_moved(&mut self, ctx: &mut Context<Self>) {
-        for id in std::mem::take(&mut self.moved) {
-            self.persist_later(id, ctx);
-        }
+        let writes = std::mem::take(&mut self.moved)
+            .into_iter()
+            .filter_map(|id| self.rider_write(id))
+            .collect();
+        self.persist(writes, ctx);
     }
 }
 
@@ -355,6 +515,29 @@ impl Actor for Dispatcher {
 
     fn started(&mut self, ctx: &mut Self::Context) {
         ctx.set_mailbox_capacity(65_536);
+        let fixes = std::mem::take(&mut self.pending_fixes);
+        self.persist(fixes, ctx);
+        if let Some(backoff) = self.reload_after.take() {
+            // Restarted: rebuild from the snapshots before taking any message.
+            let store = self.services.store.clone();
+            ctx.wait(
+                async move {
+                    actix_rt::time::sleep(backoff).await;
+                    Recovered::load(&store).await
+                }
+                .into_actor(self)
+                .map(|loaded, act, ctx| match loaded {
+                    Ok(rec) => {
+                        let fixes = act.restore(rec);
+                        act.persist(fixes, ctx);
+                    }
+                    Err(error) => {
+                        tracing::error!(%error, "could not reload dispatch state; retrying");
+                        ctx.stop();
+                    }
+                }),
+            );
+        }
         ctx.run_interval(self.services.timings.tick, |act, ctx| {
             let overdue = act.tick(ctx);
             act.give_up(overdue, ctx);
@@ -366,8 +549,31 @@ impl Actor for Dispatcher {
 
 impl Supervised for Dispatcher {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        metrics::counter!("dabba_actor_restarts_total", "kind" => "dispatcher").increment(1);
-        tracing::warn!("dispatcher restarting");
+        self.reload_after = Some(self.restarts.record(
+            &self.services.hub,
+            "dispatcher",
+            "dispatcher".into(),
+        ));
+    }
+}
+
+/// Test hook (only with fault injection enabled): loses all in-memory state and fails.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct InjectDispatcherFault;
+
+impl Handler<InjectDispatcherFault> for Dispatcher {
+    type Result = Result<(), EngineError>;
+    fn handle(&mut self, _: InjectDispatcherFault, ctx: &mut Self::Context) -> Self::Result {
+        if !self.services.faults {
+            return Err(EngineError::NotFound("fault injection"));
+        }
+        tracing::warn!("injected fault: dropping dispatch state and failing");
+        self.riders.clear();
+        self.jobs.clear();
+        self.available = PointIndex::new();
+        ctx.stop();
+        Ok(())
     }
 }
 
@@ -444,7 +650,8 @@ impl Handler<SetRiderStatus> for Dispatcher {
         }
         self.reindex(msg.rider);
         self.offer_waiting(ctx);
-        let saved = self.persist_now(msg.rider);
+        let writes = self.rider_write(msg.rider).into_iter().collect();
+        let saved = self.persist_now(writes);
         let view = self.view(msg.rider);
         Box::pin(async move {
             saved.await?;
@@ -518,8 +725,7 @@ impl Handler<StartDispatch> for Dispatcher {
         if self.jobs.contains_key(&msg.order_id) || self.carrying.contains_key(&msg.order_id) {
             return;
         }
-        let deadline = self.now()
-            + chrono::Duration::from_std(self.services.timings.deadline).unwrap_or_default();
+        let deadline = self.now() + self.deadline();
         self.next_seq += 1;
         self.jobs.insert(
             msg.order_id,
@@ -532,6 +738,8 @@ impl Handler<StartDispatch> for Dispatcher {
                 state: JobState::Waiting,
             },
         );
+        let job = self.job_write(msg.order_id).into_iter().collect();
+        self.persist(job, ctx);
         self.try_offer(msg.order_id, ctx);
     }
 }
@@ -601,7 +809,9 @@ impl Handler<AnswerOffer> for Dispatcher {
         self.reindex(msg.rider);
         // Rejected: the order moves on to the next nearest; the rider is free for others.
         self.offer_waiting(ctx);
-        Box::pin(self.persist_now(msg.rider))
+        let mut writes: Vec<Write> = self.rider_write(msg.rider).into_iter().collect();
+        writes.extend(self.job_write(msg.order_id));
+        Box::pin(self.persist_now(writes))
     }
 }
 
@@ -619,6 +829,7 @@ impl Handler<AssignmentRecorded> for Dispatcher {
     fn handle(&mut self, msg: AssignmentRecorded, ctx: &mut Self::Context) {
         if msg.ok {
             self.jobs.remove(&msg.order_id);
+            self.persist(vec![Write::DeleteJob(msg.order_id)], ctx);
             return;
         }
         if let Some(job) = self.jobs.get_mut(&msg.order_id)
@@ -659,10 +870,11 @@ pub struct EndDispatch {
 impl Handler<EndDispatch> for Dispatcher {
     type Result = ();
     fn handle(&mut self, msg: EndDispatch, ctx: &mut Self::Context) {
-        if let Some(job) = self.jobs.remove(&msg.order_id)
-            && let JobState::Offered(rider) = job.state
-        {
-            self.withdraw_offer(rider, msg.order_id, ctx);
+        if let Some(job) = self.jobs.remove(&msg.order_id) {
+            if let JobState::Offered(rider) = job.state {
+                self.withdraw_offer(rider, msg.order_id, ctx);
+            }
+            self.persist(vec![Write::DeleteJob(msg.order_id)], ctx);
         }
         if let Some(rider) = self.carrying.get(&msg.order_id).copied() {
             self.release(rider, msg.order_id, ctx);

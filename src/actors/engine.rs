@@ -9,23 +9,54 @@ use chrono::{DateTime, Utc};
 use super::directory::Directory;
 use super::dispatcher::{
     AddRider, AnswerOffer, AssignmentRecorded, DispatchStats, Dispatcher, GetRider, GetStats,
-    RunTimers, SetRiderStatus, UpdateLocation,
+    InjectDispatcherFault, Recovered, RunTimers, SetRiderStatus, UpdateLocation,
 };
 use super::error::EngineError;
-use super::hub::Hub;
-use super::order::{ApplyCommand, GetOrder, OrderActor};
+use super::order::{ApplyCommand, GetOrder, InjectFault, OrderActor};
 use super::services::{DispatchTimings, Services, Shared};
 use crate::domain::order::{NewOrder, new_order};
 use crate::domain::{
     Clock, Command, CustomerId, LatLng, Order, OrderId, Policy, RestaurantId, RiderId, RiderStatus,
 };
+use crate::events::hub::Hub;
+use crate::events::relay::{self, Relay};
+use crate::persistence::writer::{Writer, WriterConfig};
 use crate::persistence::{
-    CustomerRecord, HistoryCursor, Placement, RatingRecord, RestaurantRecord, RiderRecord, Store,
+    CustomerRecord, HistoryCursor, Placement, PurgeReport, RatingRecord, RestaurantRecord,
+    RiderRecord, Store, Write, WriteUnit,
 };
 use crate::wire::RiderView;
 
 /// How far back a customer's history reaches.
 pub const HISTORY_WINDOW: chrono::Duration = chrono::Duration::days(183);
+
+/// Engine settings beyond the dispatch rules.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub writer: WriterConfig,
+    /// Allows `InjectFault` messages (tests only).
+    pub faults: bool,
+    /// Orders older than this are purged.
+    pub retention: chrono::Duration,
+    /// How often the retention job runs.
+    pub retention_every: std::time::Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            writer: WriterConfig::default(),
+            faults: false,
+            retention: chrono::Duration::days(365),
+            retention_every: std::time::Duration::from_secs(3_600),
+        }
+    }
+}
+
+/// Idempotency keys are honoured for at least 24 h; they are kept two days.
+const IDEMPOTENCY_KEEP: chrono::Duration = chrono::Duration::days(2);
+/// Consumed outbox events are kept a week for replays and audits.
+const OUTBOX_KEEP: chrono::Duration = chrono::Duration::days(7);
 
 #[derive(Clone)]
 pub struct Engine {
@@ -33,45 +64,133 @@ pub struct Engine {
     dispatcher: Addr<Dispatcher>,
     /// Order actors live here, off the HTTP workers' threads.
     orders_arbiter: ArbiterHandle,
+    /// Every arbiter the engine started (orders and dispatcher, writer), for [`Engine::stop`].
+    arbiters: Arc<Vec<ArbiterHandle>>,
+    retention: chrono::Duration,
 }
 
 impl Engine {
-    /// Loads restaurants and riders, starts the dispatcher and recovers unfinished orders.
+    /// Recovers everything unfinished from the store and starts the actors: replays outbox
+    /// events that were committed but not handed on, starts the group-commit writer, rebuilds
+    /// dispatch (riders, offers, deadlines) and restarts an actor per unfinished order.
     pub async fn start(
         store: Store,
         clock: Clock,
         policy: Policy,
         timings: DispatchTimings,
+        options: EngineOptions,
     ) -> Result<Self, EngineError> {
         let directory = Directory::default();
         for r in store.restaurants().await? {
             directory.upsert_restaurant(r);
         }
-        let riders = store.riders().await?;
+        let hub = Hub::default();
+        let relay = Relay::new(hub.clone(), store.cursor(relay::FANOUT).await?);
+        let replayed = relay.replay(&store).await?;
+        if replayed > 0 {
+            tracing::info!(replayed, "outbox events handed on after restart");
+        }
+        let (writer, writer_task) =
+            Writer::new(store.clone(), options.writer.clone(), relay.clone());
+        let writer_arbiter = Arbiter::new();
+        writer_arbiter.spawn(writer_task);
+        let recovered = Recovered::load(&store).await?;
+        let unfinished = recovered.orders.clone();
         let services = Arc::new(Services {
             store,
+            writer,
+            faults: options.faults,
             clock,
             policy,
             timings,
-            hub: Hub::default(),
+            hub,
             directory,
         });
         let arbiter = Arbiter::new();
         let for_dispatcher = services.clone();
         let dispatcher = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
-            Dispatcher::new(for_dispatcher, riders)
+            Dispatcher::new(for_dispatcher, recovered)
         });
         let engine = Self {
             services,
             dispatcher,
             orders_arbiter: arbiter.handle(),
+            arbiters: Arc::new(vec![arbiter.handle(), writer_arbiter.handle()]),
+            retention: options.retention,
         };
-        // The arbiter keeps running for the life of the process.
-        std::mem::forget(arbiter);
-        for order in engine.services.store.unfinished_orders().await? {
+        tracing::info!(orders = unfinished.len(), "recovering unfinished orders");
+        for order in unfinished {
             engine.spawn_order(order);
         }
+        engine.spawn_housekeeping(relay, options.retention_every);
+        // Both arbiters run for the life of the process.
+        std::mem::forget(arbiter);
+        std::mem::forget(writer_arbiter);
         Ok(engine)
+    }
+
+    /// Stops the engine's threads (and with them its actors, writer and connections).
+    pub fn stop(&self) {
+        for arbiter in self.arbiters.iter() {
+            arbiter.stop();
+        }
+    }
+
+    /// Periodic jobs: outbox cursor checkpoints and retention.
+    fn spawn_housekeeping(&self, relay: Arc<Relay>, retention_every: std::time::Duration) {
+        let writer = self.services.writer.clone();
+        self.orders_arbiter.spawn(async move {
+            let mut every = actix_rt::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                if let Some(unit) = relay.checkpoint() {
+                    writer.submit_detached(unit, "outbox cursor").await;
+                }
+            }
+        });
+        let engine = self.clone();
+        self.orders_arbiter.spawn(async move {
+            let mut every = actix_rt::time::interval(retention_every);
+            loop {
+                every.tick().await;
+                match engine.purge().await {
+                    Ok(report) => tracing::info!(?report, "retention job done"),
+                    Err(error) => tracing::warn!(%error, "retention job failed; will retry"),
+                }
+            }
+        });
+    }
+
+    /// Removes data past retention (see [`Store::purge`]).
+    pub async fn purge(&self) -> Result<PurgeReport, EngineError> {
+        let now = self.now();
+        Ok(self
+            .services
+            .store
+            .purge(
+                now - self.retention,
+                now - IDEMPOTENCY_KEEP,
+                now - OUTBOX_KEEP,
+            )
+            .await?)
+    }
+
+    /// Makes an actor fail as a bug would (fault injection must be enabled).
+    pub async fn inject_fault(&self, target: FaultTarget) -> Result<(), EngineError> {
+        if !self.services.faults {
+            return Err(EngineError::NotFound("fault injection"));
+        }
+        match target {
+            FaultTarget::Order(id) => {
+                let addr = self
+                    .services
+                    .directory
+                    .order(id)
+                    .ok_or(EngineError::NotFound("live order"))?;
+                addr.send(InjectFault).await?
+            }
+            FaultTarget::Dispatcher => self.dispatcher.send(InjectDispatcherFault).await?,
+        }
     }
 
     pub fn services(&self) -> &Services {
@@ -168,7 +287,10 @@ impl Engine {
             order_id: None,
             rev: 1,
         };
-        self.services.store.save_rider(&rec).await?;
+        self.services
+            .writer
+            .submit(WriteUnit::one(Write::SaveRider(rec.clone())))
+            .await?;
         self.dispatcher.send(AddRider { id: rec.id, name }).await?;
         self.rider(rec.id).await
     }
@@ -270,20 +392,26 @@ impl Engine {
             self.now(),
             &self.services.policy,
         )?;
-        let idem = idempotency.as_ref().map(|(k, h)| (k.as_str(), h.as_str()));
-        match self.services.store.insert_order(&order, idem).await? {
-            Placement::Inserted => {}
-            Placement::Replayed {
-                request_hash,
-                order_id,
-            } => {
-                let hash = idem.map(|(_, h)| h).unwrap_or_default();
-                return self.replay(hash, &request_hash, order_id).await;
-            }
+        let hash = idempotency
+            .as_ref()
+            .map(|(_, h)| h.clone())
+            .unwrap_or_default();
+        let unit = WriteUnit::new(vec![
+            Write::PlaceOrder {
+                order: order.clone(),
+                idempotency,
+            },
+            Write::Event(relay::order_updated(&order, order.placed_at)),
+        ]);
+        if let Some(Placement::Replayed {
+            request_hash,
+            order_id,
+        }) = self.services.writer.submit(unit).await?
+        {
+            return self.replay(&hash, &request_hash, order_id).await;
         }
         metrics::counter!("dabba_orders_placed_total").increment(1);
         tracing::info!(order_id = %order.id, restaurant_id = %order.restaurant_id, "order placed");
-        self.services.hub.order_updated(&order);
         self.spawn_order(order.clone());
         Ok((order, true))
     }
@@ -391,9 +519,20 @@ impl Engine {
         Ok(self.now())
     }
 
+    /// Ready when the store answers and the writer is taking writes.
     pub async fn ready(&self) -> Result<(), EngineError> {
+        if !self.services.writer.health().is_up() {
+            return Err(crate::persistence::StoreError::Down.into());
+        }
         Ok(self.services.store.ping().await?)
     }
+}
+
+/// Which actor a fault is injected into.
+#[derive(Clone, Copy, Debug)]
+pub enum FaultTarget {
+    Order(OrderId),
+    Dispatcher,
 }
 
 /// A validated placement request.

@@ -1,5 +1,8 @@
-//! `OrderActor`: one per live order. It serialises every command on its order, writes the new
-//! snapshot before answering, then tells the hub and the dispatcher.
+//! `OrderActor`: one per live order. It serialises every command on its order, commits the new
+//! snapshot and its outbox event (through the group-commit writer) before answering, then tells
+//! the dispatcher what the new stage means for riders.
+
+use std::time::Duration;
 
 use actix::prelude::*;
 
@@ -8,13 +11,20 @@ use super::dispatcher::{
 };
 use super::error::EngineError;
 use super::services::Shared;
+use super::supervision::{Restarts, guarded};
 use crate::domain::{Command, Order, Stage};
+use crate::events::relay;
+use crate::persistence::{Write, WriteUnit};
 use crate::wire::OfferRestaurant;
 
 pub struct OrderActor {
+    /// The last committed snapshot: replaced only after a write commits.
     order: Order,
     services: Shared,
     dispatcher: Addr<Dispatcher>,
+    restarts: Restarts,
+    /// Set by a restart: reload the snapshot after this backoff before taking messages.
+    reload_after: Option<Duration>,
 }
 
 /// Apply a state-machine command; answers with the order after the change is durable.
@@ -26,19 +36,26 @@ pub struct ApplyCommand(pub Command);
 #[rtype(result = "Order")]
 pub struct GetOrder;
 
+/// Test hook (only with fault injection enabled): corrupts the in-memory order and fails, as
+/// a bug would. The supervisor must restart the actor from its last snapshot.
+#[derive(Message)]
+#[rtype(result = "Result<(), EngineError>")]
+pub struct InjectFault;
+
 impl OrderActor {
     pub fn new(order: Order, services: Shared, dispatcher: Addr<Dispatcher>) -> Self {
         Self {
             order,
             services,
             dispatcher,
+            restarts: Restarts::default(),
+            reload_after: None,
         }
     }
 
-    /// Runs after the snapshot is committed: publish, then side effects of the new stage.
+    /// Runs after the snapshot is committed: what the new stage means for dispatch.
     fn committed(&mut self, prev: Stage) {
         let order = &self.order;
-        self.services.hub.order_updated(order);
         metrics::counter!("dabba_order_transitions_total", "stage" => order.stage.as_str())
             .increment(1);
         match order.stage {
@@ -84,43 +101,41 @@ impl OrderActor {
             delivery: o.delivery.clone(),
         });
     }
-}
 
-impl Actor for OrderActor {
-    type Context = Context<Self>;
-
-    fn started(&mut self, ctx: &mut Self::Context) {
-        // A recovered order that was between "accepted" and "dispatching" picks up where it was.
+    /// Picks up dispatch where a recovered or restarted order left it.
+    fn resume(&self, ctx: &mut Context<Self>) {
         match self.order.stage {
             Stage::Preparing => ctx.notify(BeginDispatch),
             Stage::FindingRider => self.start_dispatch(),
             _ => {}
         }
     }
-}
 
-impl Supervised for OrderActor {
-    fn restarting(&mut self, _ctx: &mut Self::Context) {
-        // The in-memory order is only ever replaced after its snapshot commits, so it *is*
-        // the last snapshot: restarting from it loses nothing acknowledged.
-        metrics::counter!("dabba_actor_restarts_total", "kind" => "order").increment(1);
-        tracing::warn!(order_id = %self.order.id, "order actor restarting");
-    }
-}
-
-impl OrderActor {
     /// Decides, persists, then commits one command. Handlers wrap it in `AtomicResponse` so
     /// the next command on this order starts only after this one has committed.
-    fn transition(&mut self, cmd: Command) -> ResponseActFuture<Self, Result<Order, EngineError>> {
+    fn transition(
+        &mut self,
+        cmd: Command,
+        ctx: &mut Context<Self>,
+    ) -> ResponseActFuture<Self, Result<Order, EngineError>> {
         let now = self.services.clock.now();
-        let next = match self.order.apply(cmd, now, &self.services.policy) {
-            Ok(next) => next,
-            Err(e) => return Box::pin(fut::ready(Err(e.into()))),
+        let decided = guarded(|| self.order.apply(cmd, now, &self.services.policy));
+        let next = match decided {
+            Some(Ok(next)) => next,
+            Some(Err(e)) => return Box::pin(fut::ready(Err(e.into()))),
+            None => {
+                tracing::error!(order_id = %self.order.id, "order rules panicked: restarting the actor");
+                ctx.stop();
+                return Box::pin(fut::ready(Err(EngineError::Unavailable)));
+            }
         };
-        let store = self.services.store.clone();
-        let snapshot = next.clone();
+        let unit = WriteUnit::new(vec![
+            Write::SaveOrder(next.clone()),
+            Write::Event(relay::order_updated(&next, now)),
+        ]);
+        let saved = self.services.writer.submit(unit);
         Box::pin(
-            async move { store.save_order(&snapshot).await }
+            saved
                 .into_actor(self)
                 .map(move |saved, act, _ctx| {
                     saved?;
@@ -129,12 +144,12 @@ impl OrderActor {
                     act.committed(prev);
                     Ok(act.order.clone())
                 })
-                .then(|res, act, _ctx| -> ResponseActFuture<Self, Result<Order, EngineError>> {
+                .then(|res, act, ctx| -> ResponseActFuture<Self, Result<Order, EngineError>> {
                     match res {
                         // Dispatch starts as part of the restaurant's accept, so the reply
                         // goes out only once the order is looking for a rider.
                         Ok(o) if o.stage == Stage::Preparing => {
-                            Box::pin(act.transition(Command::BeginDispatch).map(move |res, act, _| {
+                            Box::pin(act.transition(Command::BeginDispatch, ctx).map(move |res, act, _| {
                                 res.or_else(|error| {
                                     tracing::error!(order_id = %act.order.id, %error, "could not start dispatch");
                                     Ok(o)
@@ -148,15 +163,55 @@ impl OrderActor {
     }
 }
 
+impl Actor for OrderActor {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Self::Context) {
+        let Some(backoff) = self.reload_after.take() else {
+            self.resume(ctx);
+            return;
+        };
+        // Restarted: nothing is processed until the snapshot is back.
+        let store = self.services.store.clone();
+        let id = self.order.id;
+        ctx.wait(
+            async move {
+                actix_rt::time::sleep(backoff).await;
+                store.order(id).await
+            }
+            .into_actor(self)
+            .map(|loaded, act, ctx| match loaded {
+                Ok(Some(order)) => {
+                    act.order = order;
+                    if act.order.stage.is_terminal() {
+                        act.services.directory.retire_order(act.order.id);
+                    } else {
+                        act.resume(ctx);
+                    }
+                }
+                Ok(None) | Err(_) => {
+                    tracing::error!(order_id = %act.order.id, "could not reload the order snapshot; retrying");
+                    ctx.stop();
+                }
+            }),
+        );
+    }
+}
+
+impl Supervised for OrderActor {
+    fn restarting(&mut self, _ctx: &mut Self::Context) {
+        let backoff = self
+            .restarts
+            .record(&self.services.hub, "order", self.order.id.to_string());
+        self.reload_after = Some(backoff);
+    }
+}
+
 impl Handler<ApplyCommand> for OrderActor {
     type Result = AtomicResponse<Self, Result<Order, EngineError>>;
 
-    fn handle(
-        &mut self,
-        ApplyCommand(cmd): ApplyCommand,
-        _ctx: &mut Self::Context,
-    ) -> Self::Result {
-        AtomicResponse::new(self.transition(cmd))
+    fn handle(&mut self, ApplyCommand(cmd): ApplyCommand, ctx: &mut Self::Context) -> Self::Result {
+        AtomicResponse::new(self.transition(cmd, ctx))
     }
 }
 
@@ -168,7 +223,22 @@ impl Handler<GetOrder> for OrderActor {
     }
 }
 
-/// Self-sent after the restaurant accepts: move on to looking for a rider.
+impl Handler<InjectFault> for OrderActor {
+    type Result = Result<(), EngineError>;
+
+    fn handle(&mut self, _: InjectFault, ctx: &mut Self::Context) -> Self::Result {
+        if !self.services.faults {
+            return Err(EngineError::NotFound("fault injection"));
+        }
+        tracing::warn!(order_id = %self.order.id, "injected fault: corrupting state and failing");
+        self.order.version += 1_000;
+        self.order.stage = Stage::Delivered;
+        ctx.stop();
+        Ok(())
+    }
+}
+
+/// Self-sent when a recovered order was accepted but dispatch had not started.
 #[derive(Message)]
 #[rtype(result = "()")]
 struct BeginDispatch;
@@ -176,8 +246,8 @@ struct BeginDispatch;
 impl Handler<BeginDispatch> for OrderActor {
     type Result = AtomicResponse<Self, ()>;
 
-    fn handle(&mut self, _: BeginDispatch, _ctx: &mut Self::Context) -> Self::Result {
-        AtomicResponse::new(Box::pin(self.transition(Command::BeginDispatch).map(
+    fn handle(&mut self, _: BeginDispatch, ctx: &mut Self::Context) -> Self::Result {
+        AtomicResponse::new(Box::pin(self.transition(Command::BeginDispatch, ctx).map(
             |res, act, _| {
                 if let Err(error) = res {
                     tracing::error!(order_id = %act.order.id, %error, "could not start dispatch");

@@ -4,9 +4,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::directory::Directory;
-use super::hub::Hub;
 use crate::domain::{Clock, Policy};
+use crate::events::hub::Hub;
 use crate::persistence::Store;
+use crate::persistence::writer::Writer;
 
 /// Timings of dispatch; defaults are the product's (30 s offers, 10 min to find a rider).
 #[derive(Clone, Debug)]
@@ -29,6 +30,10 @@ impl Default for DispatchTimings {
 
 pub struct Services {
     pub store: Store,
+    /// Every durable write goes through the group-commit writer.
+    pub writer: Writer,
+    /// Whether ops may inject actor failures (`DABBA_FAULT_INJECTION=1`, tests only).
+    pub faults: bool,
     pub clock: Clock,
     pub policy: Policy,
     pub timings: DispatchTimings,

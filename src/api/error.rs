@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, ResponseError};
 
 use crate::actors::EngineError;
 use crate::domain::OrderError;
+use crate::persistence::StoreError;
 use crate::wire::{ErrorBody, ServerMessage};
 
 #[derive(Debug, Clone)]
@@ -12,6 +13,8 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
+    /// Seconds for a `Retry-After` header (429, 503).
+    pub retry_after: Option<u32>,
 }
 
 impl ApiError {
@@ -20,6 +23,7 @@ impl ApiError {
             status,
             code,
             message: message.into(),
+            retry_after: None,
         }
     }
 
@@ -55,6 +59,11 @@ impl ApiError {
         )
     }
 
+    pub fn retry_after(mut self, seconds: u32) -> Self {
+        self.retry_after = Some(seconds);
+        self
+    }
+
     pub fn to_message(&self) -> ServerMessage {
         ServerMessage::error(self.code, self.message.clone())
     }
@@ -81,7 +90,11 @@ impl ResponseError for ApiError {
             code: self.code.into(),
             message: self.message.clone(),
         };
-        HttpResponse::build(self.status).json(Envelope { error: &body })
+        let mut response = HttpResponse::build(self.status);
+        if let Some(seconds) = self.retry_after {
+            response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        response.json(Envelope { error: &body })
     }
 }
 
@@ -109,6 +122,12 @@ impl From<EngineError> for ApiError {
                 OrderError::OutOfRadius => Self::new(S::UNPROCESSABLE_ENTITY, "out_of_radius", msg),
                 OrderError::NotAssignedRider => Self::new(S::FORBIDDEN, "forbidden", msg),
             },
+            EngineError::Store(StoreError::Overloaded) => Self::new(
+                S::SERVICE_UNAVAILABLE,
+                "overloaded",
+                "too many writes queued, retry shortly",
+            )
+            .retry_after(1),
             EngineError::Store(error) => {
                 tracing::error!(%error, "storage failure");
                 Self::new(
@@ -116,8 +135,11 @@ impl From<EngineError> for ApiError {
                     "storage_unavailable",
                     "storage is unavailable, retry shortly",
                 )
+                .retry_after(1)
             }
-            EngineError::Unavailable => Self::new(S::SERVICE_UNAVAILABLE, "unavailable", msg),
+            EngineError::Unavailable => {
+                Self::new(S::SERVICE_UNAVAILABLE, "unavailable", msg).retry_after(1)
+            }
         }
     }
 }

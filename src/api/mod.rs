@@ -23,7 +23,7 @@ use error::ApiError;
 #[openapi(
     info(title = "dabba", description = "Real-time dispatch engine for food delivery"),
     paths(
-        ops::healthz, ops::readyz, ops::prometheus, ops::advance_clock,
+        ops::healthz, ops::readyz, ops::prometheus, ops::advance_clock, ops::inject_fault, ops::run_retention,
         restaurants::create, restaurants::get_one, restaurants::near, restaurants::set_open,
         restaurants::accept_order, restaurants::reject_order,
         riders::create, riders::get_one, riders::set_status, riders::set_location,
@@ -63,8 +63,17 @@ async fn not_found() -> Result<HttpResponse, ApiError> {
     Err(ApiError::not_found("route"))
 }
 
-/// Registers every route; `test_clock` adds `POST /v1/test/clock`.
-pub fn configure(cfg: &mut web::ServiceConfig, test_clock: bool) {
+/// Which optional routes are on.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Features {
+    /// `POST /v1/test/clock`
+    pub test_clock: bool,
+    /// `POST /v1/ops/faults`
+    pub faults: bool,
+}
+
+/// Registers every route, plus the optional ones `features` turns on.
+pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
     extract::configure_extractors(cfg);
     cfg.service(ops::healthz)
         .service(ops::readyz)
@@ -91,9 +100,13 @@ pub fn configure(cfg: &mut web::ServiceConfig, test_clock: bool) {
         .service(orders::deliver)
         .service(orders::rate)
         .service(orders::history)
+        .service(ops::run_retention)
         .service(ws::connect);
-    if test_clock {
+    if features.test_clock {
         cfg.service(ops::advance_clock);
+    }
+    if features.faults {
+        cfg.service(ops::inject_fault);
     }
     cfg.default_service(web::to(not_found));
 }

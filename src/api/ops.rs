@@ -8,7 +8,9 @@ use utoipa::ToSchema;
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
 use super::extract::ValidJson;
-use crate::actors::Engine;
+use crate::actors::{Engine, FaultTarget};
+use crate::domain::OrderId;
+use crate::persistence::PurgeReport;
 
 #[utoipa::path(get, path = "/healthz", tag = "ops", responses((status = 200, description = "the process is up")))]
 #[get("/healthz")]
@@ -73,4 +75,51 @@ pub async fn advance_clock(
         .advance_clock(chrono::Duration::seconds(secs))
         .await?;
     Ok(HttpResponse::Ok().json(ClockNow { now }))
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultActor {
+    Order,
+    Dispatcher,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct InjectFault {
+    pub actor: FaultActor,
+    /// The live order, for `"actor": "order"`.
+    pub order_id: Option<OrderId>,
+}
+
+/// Makes an actor fail as a bug would, to exercise supervision. Only routed when the server
+/// runs with `DABBA_FAULT_INJECTION=1`.
+#[utoipa::path(post, path = "/v1/ops/faults", tag = "ops", request_body = InjectFault,
+    responses((status = 202, description = "the actor failed and is being restarted"), (status = 403),
+        (status = 404, description = "fault injection is off, or no such live actor")),
+    security(("bearer" = [])))]
+#[post("/v1/ops/faults")]
+pub async fn inject_fault(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    body: ValidJson<InjectFault>,
+) -> ApiResult<HttpResponse> {
+    caller.require(Role::Ops)?;
+    let target = match (body.0.actor, body.0.order_id) {
+        (FaultActor::Order, Some(id)) => FaultTarget::Order(id),
+        (FaultActor::Order, None) => {
+            return Err(ApiError::invalid("order_id is required for an order actor"));
+        }
+        (FaultActor::Dispatcher, _) => FaultTarget::Dispatcher,
+    };
+    engine.inject_fault(target).await?;
+    Ok(HttpResponse::Accepted().json(serde_json::json!({"injected": true})))
+}
+
+/// Runs the retention job now (it also runs hourly).
+#[utoipa::path(post, path = "/v1/ops/retention", tag = "ops",
+    responses((status = 200, body = PurgeReport), (status = 403)), security(("bearer" = [])))]
+#[post("/v1/ops/retention")]
+pub async fn run_retention(engine: web::Data<Engine>, caller: Caller) -> ApiResult<HttpResponse> {
+    caller.require(Role::Ops)?;
+    Ok(HttpResponse::Ok().json(engine.purge().await?))
 }

@@ -16,8 +16,8 @@ use super::auth::{Caller, Role, authenticate};
 use super::error::ApiError;
 use super::extract::parse_json;
 use crate::actors::Engine;
-use crate::actors::hub::{Audience, Subscription};
 use crate::domain::{CustomerId, LatLng, OrderId, RestaurantId, RiderId};
+use crate::events::hub::{Audience, Subscription};
 use crate::wire::ServerMessage;
 
 /// Largest client frame accepted.

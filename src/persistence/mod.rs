@@ -6,12 +6,18 @@
 //! monotonic version (`orders.version`, `riders.rev`) and never overwrite a newer row, so
 //! writes issued concurrently by different tasks cannot reorder state.
 
+mod batch;
 mod records;
 mod sql;
+pub mod writer;
 
 use chrono::{DateTime, Utc};
 
-pub use records::{CustomerRecord, HistoryCursor, RatingRecord, RestaurantRecord, RiderRecord};
+pub use batch::{Write, WriteUnit};
+pub use records::{
+    CommittedEvent, CustomerRecord, HistoryCursor, JobRecord, OutboxEvent, PurgeReport,
+    RatingRecord, Recipients, RestaurantRecord, RiderRecord,
+};
 pub use sql::{PostgresStore, SqliteStore};
 
 use crate::domain::{CustomerId, Order, OrderId, RestaurantId};
@@ -22,6 +28,12 @@ pub enum StoreError {
     Unavailable(#[from] sqlx::Error),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("storage did not answer in time")]
+    Timeout,
+    #[error("storage is unavailable (recovering)")]
+    Down,
+    #[error("the write queue is full")]
+    Overloaded,
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
@@ -39,6 +51,14 @@ pub enum Placement {
     },
 }
 
+/// What a committed batch produced.
+#[derive(Debug, Default)]
+pub struct BatchOutcome {
+    /// Per unit: the placement outcome if the unit placed an order.
+    pub placements: Vec<Option<Placement>>,
+    pub events: Vec<CommittedEvent>,
+}
+
 /// Which database the engine keeps its state in.
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -46,22 +66,31 @@ pub enum Store {
     Postgres(PostgresStore),
 }
 
+/// No store call may hang a request: past this, it fails as unavailable.
+pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
 macro_rules! delegate {
-    ($self:ident . $method:ident ( $($arg:expr),* )) => {
-        match $self {
-            Store::Sqlite(s) => s.$method($($arg),*).await,
-            Store::Postgres(s) => s.$method($($arg),*).await,
+    ($self:ident . $method:ident ( $($arg:expr),* )) => {{
+        let call = async {
+            match $self {
+                Store::Sqlite(s) => s.$method($($arg),*).await,
+                Store::Postgres(s) => s.$method($($arg),*).await,
+            }
+        };
+        match tokio::time::timeout(CALL_TIMEOUT, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout),
         }
-    };
+    }};
 }
 
 impl Store {
     /// Connects to `postgres://…` or `sqlite://…` and applies the migrations.
-    pub async fn open(url: &str) -> StoreResult<Self> {
+    pub async fn open(url: &str, max_connections: u32) -> StoreResult<Self> {
         let store = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-            Store::Postgres(PostgresStore::connect(url).await?)
+            Store::Postgres(PostgresStore::connect(url, max_connections).await?)
         } else {
-            Store::Sqlite(SqliteStore::connect(url).await?)
+            Store::Sqlite(SqliteStore::connect(url, max_connections).await?)
         };
         Ok(store)
     }
@@ -97,22 +126,8 @@ impl Store {
         delegate!(self.customer(id))
     }
 
-    /// Inserts or updates a rider unless the stored row has a newer `rev`.
-    pub async fn save_rider(&self, r: &RiderRecord) -> StoreResult<()> {
-        delegate!(self.save_rider(r))
-    }
-
     pub async fn riders(&self) -> StoreResult<Vec<RiderRecord>> {
         delegate!(self.riders())
-    }
-
-    /// Inserts a new order; with an idempotency key, atomically with the key.
-    pub async fn insert_order(
-        &self,
-        order: &Order,
-        idempotency: Option<(&str, &str)>,
-    ) -> StoreResult<Placement> {
-        delegate!(self.insert_order(order, idempotency))
     }
 
     pub async fn idempotent_placement(
@@ -123,13 +138,36 @@ impl Store {
         delegate!(self.idempotent_placement(customer, key))
     }
 
-    /// Writes an order snapshot unless the stored one has the same or a newer version.
-    pub async fn save_order(&self, order: &Order) -> StoreResult<()> {
-        delegate!(self.save_order(order))
-    }
-
     pub async fn order(&self, id: OrderId) -> StoreResult<Option<Order>> {
         delegate!(self.order(id))
+    }
+
+    /// Commits units of work in one transaction (see [`writer`] for who calls it).
+    pub async fn apply_batch(&self, units: &[WriteUnit]) -> StoreResult<BatchOutcome> {
+        delegate!(self.apply_batch(units))
+    }
+
+    pub async fn jobs(&self) -> StoreResult<Vec<JobRecord>> {
+        delegate!(self.jobs())
+    }
+
+    pub async fn cursor(&self, consumer: &str) -> StoreResult<i64> {
+        delegate!(self.cursor(consumer))
+    }
+
+    pub async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<CommittedEvent>> {
+        delegate!(self.events_after(seq, limit))
+    }
+
+    /// Removes orders placed before `cutoff` (dropping whole partitions on PostgreSQL),
+    /// idempotency keys before `keys_before` and consumed outbox events before `outbox_before`.
+    pub async fn purge(
+        &self,
+        cutoff: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+        outbox_before: DateTime<Utc>,
+    ) -> StoreResult<PurgeReport> {
+        delegate!(self.purge(cutoff, keys_before, outbox_before))
     }
 
     pub async fn unfinished_orders(&self) -> StoreResult<Vec<Order>> {

@@ -64,3 +64,48 @@ impl HistoryCursor {
         })
     }
 }
+
+/// An order looking for a rider, as persisted for recovery.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRecord {
+    pub order_id: OrderId,
+    pub tried: Vec<RiderId>,
+    pub deadline: DateTime<Utc>,
+}
+
+/// Who receives an event: the parties of its order (ops always do).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Recipients {
+    pub customer: CustomerId,
+    pub restaurant: RestaurantId,
+    pub rider: Option<RiderId>,
+}
+
+/// A domain event appended to the outbox in the same transaction as its snapshot.
+#[derive(Clone, Debug, PartialEq)]
+pub struct OutboxEvent {
+    pub event_id: uuid::Uuid,
+    pub kind: &'static str,
+    pub order_id: OrderId,
+    pub version: u64,
+    pub to: Recipients,
+    /// The message as sent on the wire.
+    pub payload: std::sync::Arc<str>,
+    pub at: DateTime<Utc>,
+}
+
+/// An event after commit, with its place in the outbox.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CommittedEvent {
+    pub seq: i64,
+    pub event: OutboxEvent,
+}
+
+/// What the retention job removed.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct PurgeReport {
+    pub orders_deleted: u64,
+    pub partitions_dropped: u64,
+    pub outbox_deleted: u64,
+    pub idempotency_keys_deleted: u64,
+}

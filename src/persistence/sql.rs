@@ -1,25 +1,31 @@
 //! The two SQL stores. Their bodies are the same text, expanded once per driver by
 //! `sql_store!`, so the dialects cannot drift apart; only connecting and migrating differ.
 
+use std::collections::HashSet;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+use super::batch::{Write, WriteUnit};
+use super::records::{CommittedEvent, JobRecord, OutboxEvent, PurgeReport, Recipients};
 use super::{
-    CustomerRecord, HistoryCursor, Placement, RatingRecord, RestaurantRecord, RiderRecord,
-    StoreError, StoreResult,
+    BatchOutcome, CustomerRecord, HistoryCursor, Placement, RatingRecord, RestaurantRecord,
+    RiderRecord, StoreError, StoreResult,
 };
 use crate::domain::{CustomerId, LatLng, Order, OrderId, RestaurantId, RiderStatus};
 
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Monthly partitions of `orders` known to exist (`year * 12 + month0`).
+    partitions: Arc<Mutex<HashSet<i32>>>,
 }
 
 #[derive(Clone, Debug)]
@@ -28,19 +34,137 @@ pub struct SqliteStore {
 }
 
 impl PostgresStore {
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(max_connections.max(2))
             .acquire_timeout(Duration::from_secs(3))
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-        Ok(Self { pool })
+        let store = Self {
+            pool,
+            partitions: Arc::default(),
+        };
+        store.ensure_partition(Utc::now()).await?;
+        Ok(store)
+    }
+
+    /// Creates the month partition holding `at` unless it exists.
+    async fn ensure_partition(&self, at: DateTime<Utc>) -> StoreResult<()> {
+        let month = month_index(at);
+        if self.known_partitions().contains(&month) {
+            return Ok(());
+        }
+        let (from, to) = month_bounds(month);
+        // The name and bounds are computed from integers, never from input.
+        let ddl = format!(
+            "CREATE TABLE IF NOT EXISTS {} PARTITION OF orders FOR VALUES FROM ({from}) TO ({to})",
+            partition_name(month)
+        );
+        sqlx::query(sqlx::AssertSqlSafe(ddl))
+            .execute(&self.pool)
+            .await?;
+        self.known_partitions().insert(month);
+        Ok(())
+    }
+
+    fn known_partitions(&self) -> std::sync::MutexGuard<'_, HashSet<i32>> {
+        self.partitions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn prepare_batch(&self, units: &[WriteUnit]) -> StoreResult<()> {
+        for unit in units {
+            for write in &unit.writes {
+                if let Write::PlaceOrder { order, .. } = write {
+                    self.ensure_partition(order.placed_at).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops every month partition entirely before `cutoff`, then deletes what is left.
+    pub async fn purge(
+        &self,
+        cutoff: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+        outbox_before: DateTime<Utc>,
+    ) -> StoreResult<PurgeReport> {
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT c.relname::text FROM pg_inherits i
+             JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+             WHERE p.relname = 'orders'",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut dropped = 0;
+        let mut orders_deleted = 0;
+        for name in names {
+            let Some(month) = parse_partition_name(&name) else {
+                continue;
+            };
+            let (_, to) = month_bounds(month);
+            if to <= millis(cutoff) {
+                let count: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT COUNT(*) FROM {}",
+                    partition_name(month)
+                )))
+                .fetch_one(&self.pool)
+                .await?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP TABLE IF EXISTS {}",
+                    partition_name(month)
+                )))
+                .execute(&self.pool)
+                .await?;
+                self.known_partitions().remove(&month);
+                dropped += 1;
+                orders_deleted += count as u64;
+            }
+        }
+        let mut report = self.purge_rows(cutoff, keys_before, outbox_before).await?;
+        report.orders_deleted += orders_deleted;
+        report.partitions_dropped = dropped;
+        Ok(report)
     }
 }
 
+/// Months since year 0, the partition key.
+fn month_index(at: DateTime<Utc>) -> i32 {
+    at.year() * 12 + at.month0() as i32
+}
+
+/// `[from, to)` of a month in Unix milliseconds.
+fn month_bounds(month: i32) -> (i64, i64) {
+    let start = |m: i32| {
+        Utc.with_ymd_and_hms(m.div_euclid(12), m.rem_euclid(12) as u32 + 1, 1, 0, 0, 0)
+            .single()
+            .map(|t| t.timestamp_millis())
+            .unwrap_or(i64::MAX)
+    };
+    (start(month), start(month + 1))
+}
+
+fn partition_name(month: i32) -> String {
+    format!(
+        "orders_p{:04}{:02}",
+        month.div_euclid(12),
+        month.rem_euclid(12) + 1
+    )
+}
+
+fn parse_partition_name(name: &str) -> Option<i32> {
+    let digits = name.strip_prefix("orders_p")?;
+    if digits.len() != 6 {
+        return None;
+    }
+    let year: i32 = digits[..4].parse().ok()?;
+    let month: i32 = digits[4..].parse().ok()?;
+    (1..=12).contains(&month).then_some(year * 12 + month - 1)
+}
+
 impl SqliteStore {
-    pub async fn connect(url: &str) -> StoreResult<Self> {
+    pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         // FULL: a commit is on disk before the reply; WAL lets readers run beside the writer.
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
@@ -48,12 +172,25 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(Duration::from_secs(5));
         let pool = SqlitePoolOptions::new()
-            .max_connections(4)
+            .max_connections(max_connections.clamp(2, 8))
             .acquire_timeout(Duration::from_secs(5))
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    async fn prepare_batch(&self, _units: &[WriteUnit]) -> StoreResult<()> {
+        Ok(())
+    }
+
+    pub async fn purge(
+        &self,
+        cutoff: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+        outbox_before: DateTime<Utc>,
+    ) -> StoreResult<PurgeReport> {
+        self.purge_rows(cutoff, keys_before, outbox_before).await
     }
 }
 
@@ -79,6 +216,13 @@ fn order_from_json(body: &str) -> StoreResult<Order> {
 fn order_json(order: &Order) -> String {
     // Order holds only plain data with string keys: serialising it cannot fail.
     serde_json::to_string(order).expect("order serialises")
+}
+
+fn event_kind(kind: &str) -> StoreResult<&'static str> {
+    match kind {
+        "order.updated" => Ok("order.updated"),
+        other => Err(StoreError::Corrupt(format!("event kind {other:?}"))),
+    }
 }
 
 fn location(lat: Option<f64>, lng: Option<f64>) -> Option<LatLng> {
@@ -171,30 +315,249 @@ macro_rules! sql_store {
                 .transpose()
             }
 
-            pub async fn save_rider(&self, r: &RiderRecord) -> StoreResult<()> {
-                sqlx::query(
-                    "INSERT INTO riders (id, name, status, lat, lng, offer_order_id, offer_expires_at, order_id, rev, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                     ON CONFLICT (id) DO UPDATE SET
-                        name = excluded.name, status = excluded.status, lat = excluded.lat,
-                        lng = excluded.lng, offer_order_id = excluded.offer_order_id,
-                        offer_expires_at = excluded.offer_expires_at, order_id = excluded.order_id,
-                        rev = excluded.rev, updated_at = excluded.updated_at
-                     WHERE riders.rev < excluded.rev",
+            /// Commits `units` in one transaction; returns each unit's placement outcome and
+            /// the committed outbox events in commit order.
+            pub async fn apply_batch(&self, units: &[WriteUnit]) -> StoreResult<BatchOutcome> {
+                self.prepare_batch(units).await?;
+                let mut tx = self.pool.begin().await?;
+                let mut outcome = BatchOutcome::default();
+                for unit in units {
+                    let mut placement = None;
+                    for write in &unit.writes {
+                        match write {
+                            Write::PlaceOrder { order, idempotency } => {
+                                if let Some((key, hash)) = idempotency {
+                                    let inserted = sqlx::query(
+                                        "INSERT INTO idempotency_keys (customer_id, key, request_hash, order_id, created_at)
+                                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                                    )
+                                    .bind(order.customer_id.to_string())
+                                    .bind(key)
+                                    .bind(hash)
+                                    .bind(order.id.to_string())
+                                    .bind(millis(order.placed_at))
+                                    .execute(&mut *tx)
+                                    .await?
+                                    .rows_affected();
+                                    if inserted == 0 {
+                                        let row: $row = sqlx::query(
+                                            "SELECT request_hash, order_id FROM idempotency_keys WHERE customer_id = $1 AND key = $2",
+                                        )
+                                        .bind(order.customer_id.to_string())
+                                        .bind(key)
+                                        .fetch_one(&mut *tx)
+                                        .await?;
+                                        let order_id: String = row.try_get("order_id")?;
+                                        placement = Some(Placement::Replayed {
+                                            request_hash: row.try_get("request_hash")?,
+                                            order_id: parse_id(&order_id)?,
+                                        });
+                                        break;
+                                    }
+                                }
+                                sqlx::query(
+                                    "INSERT INTO orders (id, customer_id, restaurant_id, rider_id, stage, terminal, placed_at, updated_at, version, body)
+                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                                )
+                                .bind(order.id.to_string())
+                                .bind(order.customer_id.to_string())
+                                .bind(order.restaurant_id.to_string())
+                                .bind(order.rider_id.map(|r| r.to_string()))
+                                .bind(order.stage.as_str())
+                                .bind(order.stage.is_terminal())
+                                .bind(millis(order.placed_at))
+                                .bind(millis(order.updated_at))
+                                .bind(order.version as i64)
+                                .bind(order_json(order))
+                                .execute(&mut *tx)
+                                .await?;
+                                placement = Some(Placement::Inserted);
+                            }
+                            Write::SaveOrder(order) => {
+                                sqlx::query(
+                                    "UPDATE orders SET rider_id = $2, stage = $3, terminal = $4, updated_at = $5, version = $6, body = $7
+                                     WHERE id = $1 AND placed_at = $8 AND version < $6",
+                                )
+                                .bind(order.id.to_string())
+                                .bind(order.rider_id.map(|r| r.to_string()))
+                                .bind(order.stage.as_str())
+                                .bind(order.stage.is_terminal())
+                                .bind(millis(order.updated_at))
+                                .bind(order.version as i64)
+                                .bind(order_json(order))
+                                .bind(millis(order.placed_at))
+                                .execute(&mut *tx)
+                                .await?;
+                            }
+                            Write::Event(e) => {
+                                let seq: i64 = sqlx::query_scalar(
+                                    "INSERT INTO outbox (event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at)
+                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
+                                )
+                                .bind(e.event_id.to_string())
+                                .bind(e.kind)
+                                .bind(e.order_id.to_string())
+                                .bind(e.version as i64)
+                                .bind(e.to.customer.to_string())
+                                .bind(e.to.restaurant.to_string())
+                                .bind(e.to.rider.map(|r| r.to_string()))
+                                .bind(&*e.payload)
+                                .bind(millis(e.at))
+                                .fetch_one(&mut *tx)
+                                .await?;
+                                outcome.events.push(CommittedEvent { seq, event: e.clone() });
+                            }
+                            Write::SaveRider(r) => {
+                                sqlx::query(
+                                    "INSERT INTO riders (id, name, status, lat, lng, offer_order_id, offer_expires_at, order_id, rev, updated_at)
+                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                                     ON CONFLICT (id) DO UPDATE SET
+                                        name = excluded.name, status = excluded.status, lat = excluded.lat,
+                                        lng = excluded.lng, offer_order_id = excluded.offer_order_id,
+                                        offer_expires_at = excluded.offer_expires_at, order_id = excluded.order_id,
+                                        rev = excluded.rev, updated_at = excluded.updated_at
+                                     WHERE riders.rev < excluded.rev",
+                                )
+                                .bind(r.id.to_string())
+                                .bind(&r.name)
+                                .bind(r.status.as_str())
+                                .bind(r.location.map(|l| l.lat))
+                                .bind(r.location.map(|l| l.lng))
+                                .bind(r.offer.map(|(o, _)| o.to_string()))
+                                .bind(r.offer.map(|(_, t)| millis(t)))
+                                .bind(r.order_id.map(|o| o.to_string()))
+                                .bind(r.rev)
+                                .bind(millis(Utc::now()))
+                                .execute(&mut *tx)
+                                .await?;
+                            }
+                            Write::SaveJob(j) => {
+                                let tried: Vec<String> = j.tried.iter().map(|r| r.to_string()).collect();
+                                sqlx::query(
+                                    "INSERT INTO dispatch_jobs (order_id, tried, deadline, updated_at) VALUES ($1, $2, $3, $4)
+                                     ON CONFLICT (order_id) DO UPDATE SET tried = excluded.tried, deadline = excluded.deadline,
+                                        updated_at = excluded.updated_at",
+                                )
+                                .bind(j.order_id.to_string())
+                                .bind(serde_json::to_string(&tried).unwrap_or_else(|_| "[]".into()))
+                                .bind(millis(j.deadline))
+                                .bind(millis(Utc::now()))
+                                .execute(&mut *tx)
+                                .await?;
+                            }
+                            Write::DeleteJob(order_id) => {
+                                sqlx::query("DELETE FROM dispatch_jobs WHERE order_id = $1")
+                                    .bind(order_id.to_string())
+                                    .execute(&mut *tx)
+                                    .await?;
+                            }
+                            Write::SaveCursor { consumer, seq } => {
+                                sqlx::query(
+                                    "INSERT INTO outbox_cursors (consumer, seq) VALUES ($1, $2)
+                                     ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq
+                                     WHERE outbox_cursors.seq < excluded.seq",
+                                )
+                                .bind(*consumer)
+                                .bind(*seq)
+                                .execute(&mut *tx)
+                                .await?;
+                            }
+                        }
+                    }
+                    outcome.placements.push(placement);
+                }
+                tx.commit().await?;
+                Ok(outcome)
+            }
+
+            pub async fn jobs(&self) -> StoreResult<Vec<JobRecord>> {
+                let rows = sqlx::query("SELECT order_id, tried, deadline FROM dispatch_jobs")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|row: &$row| {
+                        let tried: String = row.try_get("tried")?;
+                        let tried: Vec<String> = serde_json::from_str(&tried)
+                            .map_err(|e| StoreError::Corrupt(format!("dispatch job tried: {e}")))?;
+                        Ok(JobRecord {
+                            order_id: parse_id(row.try_get("order_id")?)?,
+                            tried: tried.iter().map(|t| parse_id(t)).collect::<StoreResult<_>>()?,
+                            deadline: from_millis(row.try_get("deadline")?)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            pub async fn cursor(&self, consumer: &str) -> StoreResult<i64> {
+                let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM outbox_cursors WHERE consumer = $1")
+                    .bind(consumer)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(seq.unwrap_or(0))
+            }
+
+            /// Outbox events after `seq`, oldest first.
+            pub async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<CommittedEvent>> {
+                let rows = sqlx::query(
+                    "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
+                     FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
                 )
-                .bind(r.id.to_string())
-                .bind(&r.name)
-                .bind(r.status.as_str())
-                .bind(r.location.map(|l| l.lat))
-                .bind(r.location.map(|l| l.lng))
-                .bind(r.offer.map(|(o, _)| o.to_string()))
-                .bind(r.offer.map(|(_, t)| millis(t)))
-                .bind(r.order_id.map(|o| o.to_string()))
-                .bind(r.rev)
-                .bind(millis(Utc::now()))
-                .execute(&self.pool)
+                .bind(seq)
+                .bind(limit)
+                .fetch_all(&self.pool)
                 .await?;
-                Ok(())
+                rows.iter()
+                    .map(|row: &$row| {
+                        let kind: String = row.try_get("kind")?;
+                        let rider: Option<String> = row.try_get("rider_id")?;
+                        let payload: String = row.try_get("payload")?;
+                        let event_id: String = row.try_get("event_id")?;
+                        let version: i64 = row.try_get("version")?;
+                        Ok(CommittedEvent {
+                            seq: row.try_get("seq")?,
+                            event: OutboxEvent {
+                                event_id: parse_id(&event_id)?,
+                                kind: event_kind(&kind)?,
+                                order_id: parse_id(row.try_get("order_id")?)?,
+                                version: version as u64,
+                                to: Recipients {
+                                    customer: parse_id(row.try_get("customer_id")?)?,
+                                    restaurant: parse_id(row.try_get("restaurant_id")?)?,
+                                    rider: rider.as_deref().map(parse_id).transpose()?,
+                                },
+                                payload: payload.into(),
+                                at: from_millis(row.try_get("created_at")?)?,
+                            },
+                        })
+                    })
+                    .collect()
+            }
+
+            /// Deletes rows past retention (orders, outbox, idempotency keys).
+            async fn purge_rows(&self, orders_before: DateTime<Utc>, keys_before: DateTime<Utc>, outbox_before: DateTime<Utc>) -> StoreResult<PurgeReport> {
+                let orders = sqlx::query("DELETE FROM orders WHERE placed_at < $1")
+                    .bind(millis(orders_before))
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                sqlx::query("DELETE FROM ratings WHERE created_at < $1")
+                    .bind(millis(orders_before))
+                    .execute(&self.pool)
+                    .await?;
+                let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(millis(keys_before))
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                // Only events every consumer has passed.
+                let outbox = sqlx::query(
+                    "DELETE FROM outbox WHERE created_at < $1 AND seq <= (SELECT COALESCE(MIN(seq), 0) FROM outbox_cursors)",
+                )
+                .bind(millis(outbox_before))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(PurgeReport { orders_deleted: orders, partitions_dropped: 0, outbox_deleted: outbox, idempotency_keys_deleted: keys })
             }
 
             pub async fn riders(&self) -> StoreResult<Vec<RiderRecord>> {
@@ -226,60 +589,6 @@ macro_rules! sql_store {
                     .collect()
             }
 
-            pub async fn insert_order(
-                &self,
-                order: &Order,
-                idempotency: Option<(&str, &str)>,
-            ) -> StoreResult<Placement> {
-                let mut tx = self.pool.begin().await?;
-                if let Some((key, hash)) = idempotency {
-                    let inserted = sqlx::query(
-                        "INSERT INTO idempotency_keys (customer_id, key, request_hash, order_id, created_at)
-                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                    )
-                    .bind(order.customer_id.to_string())
-                    .bind(key)
-                    .bind(hash)
-                    .bind(order.id.to_string())
-                    .bind(millis(order.placed_at))
-                    .execute(&mut *tx)
-                    .await?
-                    .rows_affected();
-                    if inserted == 0 {
-                        let row: $row = sqlx::query(
-                            "SELECT request_hash, order_id FROM idempotency_keys WHERE customer_id = $1 AND key = $2",
-                        )
-                        .bind(order.customer_id.to_string())
-                        .bind(key)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        let order_id: String = row.try_get("order_id")?;
-                        return Ok(Placement::Replayed {
-                            request_hash: row.try_get("request_hash")?,
-                            order_id: parse_id(&order_id)?,
-                        });
-                    }
-                }
-                sqlx::query(
-                    "INSERT INTO orders (id, customer_id, restaurant_id, rider_id, stage, terminal, placed_at, updated_at, version, body)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(order.id.to_string())
-                .bind(order.customer_id.to_string())
-                .bind(order.restaurant_id.to_string())
-                .bind(order.rider_id.map(|r| r.to_string()))
-                .bind(order.stage.as_str())
-                .bind(order.stage.is_terminal())
-                .bind(millis(order.placed_at))
-                .bind(millis(order.updated_at))
-                .bind(order.version as i64)
-                .bind(order_json(order))
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(Placement::Inserted)
-            }
-
             pub async fn idempotent_placement(
                 &self,
                 customer: CustomerId,
@@ -297,23 +606,6 @@ macro_rules! sql_store {
                     Ok((row.try_get("request_hash")?, parse_id(&order_id)?))
                 })
                 .transpose()
-            }
-
-            pub async fn save_order(&self, order: &Order) -> StoreResult<()> {
-                sqlx::query(
-                    "UPDATE orders SET rider_id = $2, stage = $3, terminal = $4, updated_at = $5, version = $6, body = $7
-                     WHERE id = $1 AND version < $6",
-                )
-                .bind(order.id.to_string())
-                .bind(order.rider_id.map(|r| r.to_string()))
-                .bind(order.stage.as_str())
-                .bind(order.stage.is_terminal())
-                .bind(millis(order.updated_at))
-                .bind(order.version as i64)
-                .bind(order_json(order))
-                .execute(&self.pool)
-                .await?;
-                Ok(())
             }
 
             pub async fn order(&self, id: OrderId) -> StoreResult<Option<Order>> {
@@ -399,3 +691,25 @@ macro_rules! sql_store {
 
 sql_store!(PostgresStore, sqlx::postgres::PgRow);
 sql_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn month_partitions_cover_each_month_exactly() {
+        let at = Utc.with_ymd_and_hms(2026, 12, 31, 23, 59, 59).unwrap();
+        let m = month_index(at);
+        assert_eq!(partition_name(m), "orders_p202612");
+        assert_eq!(parse_partition_name("orders_p202612"), Some(m));
+        let (from, to) = month_bounds(m);
+        assert!(from <= at.timestamp_millis() && at.timestamp_millis() < to);
+        assert_eq!(
+            to,
+            Utc.with_ymd_and_hms(2027, 1, 1, 0, 0, 0)
+                .unwrap()
+                .timestamp_millis()
+        );
+        assert_eq!(parse_partition_name("orders_default"), None);
+    }
+}

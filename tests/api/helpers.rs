@@ -34,7 +34,17 @@ pub struct TestApp {
     pub client: awc::Client,
     pub ops: String,
     keys: Keys,
+    server: actix_web::dev::ServerHandle,
+    engine: dabba::actors::Engine,
     _data: Option<TempDir>,
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Free the test's threads and database connections for the tests that follow.
+        self.engine.stop();
+        drop(self.server.stop(false));
+    }
 }
 
 pub struct Response {
@@ -108,9 +118,16 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         radius_m: 5_000.0,
         test_clock: opts.test_clock,
         workers: Some(2),
+        commit_max_batch: 256,
+        commit_delay_us: 0,
+        commit_queue: 16_384,
+        retention_days: 365,
+        fault_injection: true,
+        db_max_connections: 4,
     };
     let app = Application::build(&config).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());
+    let (server, engine) = (app.server_handle(), app.engine().clone());
     actix_web::rt::spawn(app.run_until_stopped());
     let keys = Keys::new(SECRET);
     let ops = keys.mint(Role::Ops, Uuid::new_v4(), chrono::Duration::hours(1));
@@ -122,6 +139,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         client,
         ops,
         keys,
+        server,
+        engine,
         _data: data,
     }
 }

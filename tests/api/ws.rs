@@ -125,13 +125,17 @@ async fn a_reject_over_the_websocket_moves_the_offer_on() {
     ws.until(is_type("offer")).await;
     ws.send(json!({"type": "reject", "order_id": order})).await;
     // The next message the rider's own socket sees is not an error; the offer moved on.
-    ws.send(json!({"type": "location", "lat": 12.98, "lng": 77.6})).await;
+    ws.send(json!({"type": "location", "lat": 12.98, "lng": 77.6}))
+        .await;
     for _ in 0..50 {
         if app.rider_state(&r2).await["offer"]["order_id"] == order.as_str() {
             break;
         }
         actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    assert_eq!(app.rider_state(&r2).await["offer"]["order_id"], order.as_str());
+    assert_eq!(
+        app.rider_state(&r2).await["offer"]["order_id"],
+        order.as_str()
+    );
     assert_eq!(app.rider_state(&r1).await["offer"], serde_json::Value::Null);
 }

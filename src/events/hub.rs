@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use tokio::sync::mpsc;
 
-use crate::domain::{CustomerId, Order, RestaurantId, RiderId};
+use crate::domain::{CustomerId, RestaurantId, RiderId};
 use crate::wire::ServerMessage;
 
 /// Pushes a session may be behind before it is disconnected.
@@ -66,7 +66,11 @@ impl Hub {
     }
 
     pub fn send(&self, audiences: &[Audience], msg: &ServerMessage) {
-        let text: Arc<str> = msg.to_json().into();
+        self.send_text(audiences, msg.to_json().into());
+    }
+
+    /// Sends an already serialised message.
+    pub fn send_text(&self, audiences: &[Audience], text: Arc<str>) {
         let mut lagging = Vec::new();
         {
             let subs = self.subscribers.read().unwrap_or_else(|p| p.into_inner());
@@ -86,19 +90,6 @@ impl Hub {
             );
             self.unsubscribe(audience, id);
         }
-    }
-
-    /// `order.updated` to everyone who follows this order.
-    pub fn order_updated(&self, order: &Order) {
-        let mut to = vec![
-            Audience::Customer(order.customer_id),
-            Audience::Restaurant(order.restaurant_id),
-            Audience::Ops,
-        ];
-        if let Some(rider) = order.rider_id {
-            to.push(Audience::Rider(rider));
-        }
-        self.send(&to, &ServerMessage::order_updated(order));
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Subscribers> {
