@@ -520,9 +520,12 @@ impl Actor for Dispatcher {
         if let Some(backoff) = self.reload_after.take() {
             // Restarted: rebuild from the snapshots before taking any message.
             let store = self.services.store.clone();
+            let flushed = self.services.writer.flushed();
             ctx.wait(
                 async move {
                     actix_rt::time::sleep(backoff).await;
+                    // Writes enqueued before the failure are part of the snapshot.
+                    flushed.await?;
                     Recovered::load(&store).await
                 }
                 .into_actor(self)

@@ -12,8 +12,10 @@ pub struct Clock {
 }
 
 impl Clock {
+    /// Millisecond precision: what the stores keep, so a reloaded time equals the live one.
     pub fn now(&self) -> DateTime<Utc> {
-        Utc::now() + Duration::milliseconds(self.offset_ms.load(Ordering::Relaxed))
+        let ms = Utc::now().timestamp_millis() + self.offset_ms.load(Ordering::Relaxed);
+        DateTime::from_timestamp_millis(ms).unwrap_or_else(Utc::now)
     }
 
     /// Moves the engine's time forward; timers that fall due fire on the next dispatcher tick.

@@ -117,6 +117,12 @@ impl Writer {
         }
     }
 
+    /// Resolves once everything submitted before it is committed (the queue is FIFO).
+    pub fn flushed(&self) -> impl Future<Output = StoreResult<()>> + use<> {
+        let barrier = self.submit(WriteUnit::default());
+        async move { barrier.await.map(|_| ()) }
+    }
+
     /// Submits and logs a failure instead of returning it (for writes no request waits on).
     pub fn submit_detached(
         &self,

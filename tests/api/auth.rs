@@ -229,7 +229,11 @@ async fn each_role_gets_403_outside_its_own_resources() {
 
 #[actix_web::test]
 async fn the_test_clock_is_404_unless_enabled() {
-    let app = spawn_app_with(Options { test_clock: false }).await;
+    let app = spawn_app_with(Options {
+        test_clock: false,
+        faults: false,
+    })
+    .await;
     let r = app
         .post("/v1/test/clock", &app.ops, json!({"advance_seconds": 60}))
         .await;

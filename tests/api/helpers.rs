@@ -87,11 +87,15 @@ async fn postgres_url() -> String {
 
 pub struct Options {
     pub test_clock: bool,
+    pub faults: bool,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Self { test_clock: true }
+        Self {
+            test_clock: true,
+            faults: true,
+        }
     }
 }
 
@@ -122,7 +126,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         commit_delay_us: 0,
         commit_queue: 16_384,
         retention_days: 365,
-        fault_injection: true,
+        fault_injection: opts.faults,
         db_max_connections: 4,
     };
     let app = Application::build(&config).await.expect("app builds");

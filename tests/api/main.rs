@@ -6,4 +6,5 @@ mod dispatch;
 mod helpers;
 mod orders;
 mod registration;
+mod supervision;
 mod ws;
