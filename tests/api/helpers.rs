@@ -66,7 +66,7 @@ impl Drop for TempDir {
     }
 }
 
-async fn postgres_url() -> String {
+pub async fn postgres_url() -> String {
     use sqlx::Connection;
     let admin = std::env::var("DABBA_TEST_PG_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
