@@ -39,7 +39,11 @@ impl Drop for Setup {
 
 fn free_port() -> u16 {
     // Bound and released: a tiny race with other processes, acceptable in tests.
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 async fn start(setup: &Setup, run: &str) -> Server {
@@ -61,7 +65,11 @@ async fn start(setup: &Setup, run: &str) -> Server {
         cmd.env("DATABASE_URL", url);
     }
     let child = cmd.spawn().expect("the dabba binary starts");
-    let server = Server { child, base: format!("http://127.0.0.1:{port}"), log };
+    let server = Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+        log,
+    };
     let client = awc::Client::default();
     for _ in 0..300 {
         if let Ok(r) = client.get(format!("{}/readyz", server.base)).send().await
@@ -71,7 +79,10 @@ async fn start(setup: &Setup, run: &str) -> Server {
         }
         actix_web::rt::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!("server did not become ready: {}", std::fs::read_to_string(&server.log).unwrap_or_default());
+    panic!(
+        "server did not become ready: {}",
+        std::fs::read_to_string(&server.log).unwrap_or_default()
+    );
 }
 
 struct Api {
@@ -84,14 +95,28 @@ impl Api {
     fn new() -> Self {
         let keys = Keys::new(SECRET);
         let ops = keys.mint(Role::Ops, Uuid::new_v4(), chrono::Duration::hours(1));
-        Self { client: awc::Client::builder().timeout(Duration::from_secs(20)).finish(), keys, ops }
+        Self {
+            client: awc::Client::builder()
+                .timeout(Duration::from_secs(20))
+                .finish(),
+            keys,
+            ops,
+        }
     }
 
     fn token(&self, role: Role, id: &str) -> String {
-        self.keys.mint(role, id.parse().unwrap(), chrono::Duration::hours(1))
+        self.keys
+            .mint(role, id.parse().unwrap(), chrono::Duration::hours(1))
     }
 
-    async fn call(&self, s: &Server, method: &str, path: &str, token: &str, body: Option<Value>) -> Result<(u16, Value), String> {
+    async fn call(
+        &self,
+        s: &Server,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value), String> {
         let req = self
             .client
             .request(method.parse().unwrap(), format!("{}{}", s.base, path))
@@ -102,12 +127,28 @@ impl Api {
         }
         .map_err(|e| e.to_string())?;
         let bytes = resp.body().await.map_err(|e| e.to_string())?;
-        Ok((resp.status().as_u16(), serde_json::from_slice(&bytes).unwrap_or(Value::Null)))
+        Ok((
+            resp.status().as_u16(),
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        ))
     }
 
-    async fn ok(&self, s: &Server, method: &str, path: &str, token: &str, body: Option<Value>) -> Value {
-        let (status, v) = self.call(s, method, path, token, body).await.expect("request");
-        assert!((200..300).contains(&status), "{method} {path}: {status} {v}");
+    async fn ok(
+        &self,
+        s: &Server,
+        method: &str,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> Value {
+        let (status, v) = self
+            .call(s, method, path, token, body)
+            .await
+            .expect("request");
+        assert!(
+            (200..300).contains(&status),
+            "{method} {path}: {status} {v}"
+        );
         v
     }
 }
@@ -137,23 +178,72 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     };
     let setup = Setup { dir, database_url };
     let api = Api::new();
-        let first = start(&setup, "first").await;
+    let first = start(&setup, "first").await;
     let s = &first;
 
-    let rest = api.ok(s, "POST", "/v1/restaurants", &api.ops, Some(json!({"name": "Rush", "location": north(0.0)}))).await["id"].as_str().unwrap().to_owned();
+    let rest = api
+        .ok(
+            s,
+            "POST",
+            "/v1/restaurants",
+            &api.ops,
+            Some(json!({"name": "Rush", "location": north(0.0)})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let rest_t = api.token(Role::Restaurant, &rest);
-    let far = api.ok(s, "POST", "/v1/restaurants", &api.ops, Some(json!({"name": "Far", "location": north(50_000.0)}))).await["id"].as_str().unwrap().to_owned();
+    let far = api
+        .ok(
+            s,
+            "POST",
+            "/v1/restaurants",
+            &api.ops,
+            Some(json!({"name": "Far", "location": north(50_000.0)})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let far_t = api.token(Role::Restaurant, &far);
     let mut customers = vec![];
     for _ in 0..4 {
-        let c = api.ok(s, "POST", "/v1/customers", &api.ops, Some(json!({"name": "C", "phone": "+91 1", "email": "c@d.in"}))).await;
+        let c = api
+            .ok(
+                s,
+                "POST",
+                "/v1/customers",
+                &api.ops,
+                Some(json!({"name": "C", "phone": "+91 1", "email": "c@d.in"})),
+            )
+            .await;
         customers.push(api.token(Role::Customer, c["id"].as_str().unwrap()));
     }
     let new_rider = async |at: Value| {
-        let id = api.ok(s, "POST", "/v1/riders", &api.ops, Some(json!({"name": "R"}))).await["id"].as_str().unwrap().to_owned();
+        let id = api
+            .ok(
+                s,
+                "POST",
+                "/v1/riders",
+                &api.ops,
+                Some(json!({"name": "R"})),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let t = api.token(Role::Rider, &id);
-        api.ok(s, "PUT", &format!("/v1/riders/{id}/location"), &t, Some(at)).await;
-        api.ok(s, "PUT", &format!("/v1/riders/{id}/status"), &t, Some(json!({"status": "available"}))).await;
+        api.ok(s, "PUT", &format!("/v1/riders/{id}/location"), &t, Some(at))
+            .await;
+        api.ok(
+            s,
+            "PUT",
+            &format!("/v1/riders/{id}/status"),
+            &t,
+            Some(json!({"status": "available"})),
+        )
+        .await;
         (id, t)
     };
 
@@ -161,22 +251,86 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     let mut assigned = vec![];
     for i in 0..3 {
         let rider = new_rider(north(50.0 + i as f64)).await;
-        let o = api.ok(s, "POST", "/v1/orders", &customers[0], Some(order_body(&rest, south(500.0)))).await["id"].as_str().unwrap().to_owned();
-        api.ok(s, "POST", &format!("/v1/restaurants/{rest}/orders/{o}/accept"), &rest_t, None).await;
-        let v = api.ok(s, "POST", &format!("/v1/riders/{}/offers/{o}/accept", rider.0), &rider.1, None).await;
+        let o = api
+            .ok(
+                s,
+                "POST",
+                "/v1/orders",
+                &customers[0],
+                Some(order_body(&rest, south(500.0))),
+            )
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        api.ok(
+            s,
+            "POST",
+            &format!("/v1/restaurants/{rest}/orders/{o}/accept"),
+            &rest_t,
+            None,
+        )
+        .await;
+        let v = api
+            .ok(
+                s,
+                "POST",
+                &format!("/v1/riders/{}/offers/{o}/accept", rider.0),
+                &rider.1,
+                None,
+            )
+            .await;
         assert_eq!(v["stage"], "rider_assigned");
         assigned.push((o, rider, v));
     }
     // An open offer to the nearer of two riders.
     let r1 = new_rider(north(100.0)).await;
     let r2 = new_rider(north(300.0)).await;
-    let offered = api.ok(s, "POST", "/v1/orders", &customers[1], Some(order_body(&rest, south(500.0)))).await["id"].as_str().unwrap().to_owned();
-    api.ok(s, "POST", &format!("/v1/restaurants/{rest}/orders/{offered}/accept"), &rest_t, None).await;
-    let r1_state = api.ok(s, "GET", &format!("/v1/riders/{}", r1.0), &r1.1, None).await;
+    let offered = api
+        .ok(
+            s,
+            "POST",
+            "/v1/orders",
+            &customers[1],
+            Some(order_body(&rest, south(500.0))),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.ok(
+        s,
+        "POST",
+        &format!("/v1/restaurants/{rest}/orders/{offered}/accept"),
+        &rest_t,
+        None,
+    )
+    .await;
+    let r1_state = api
+        .ok(s, "GET", &format!("/v1/riders/{}", r1.0), &r1.1, None)
+        .await;
     assert_eq!(r1_state["offer"]["order_id"], offered.as_str());
     // An order nobody can reach: its deadline must still fire after the restart.
-    let stranded = api.ok(s, "POST", "/v1/orders", &customers[2], Some(order_body(&far, north(50_500.0)))).await["id"].as_str().unwrap().to_owned();
-    api.ok(s, "POST", &format!("/v1/restaurants/{far}/orders/{stranded}/accept"), &far_t, None).await;
+    let stranded = api
+        .ok(
+            s,
+            "POST",
+            "/v1/orders",
+            &customers[2],
+            Some(order_body(&far, north(50_500.0))),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    api.ok(
+        s,
+        "POST",
+        &format!("/v1/restaurants/{far}/orders/{stranded}/accept"),
+        &far_t,
+        None,
+    )
+    .await;
 
     // The rush: placements in flight, and kill -9 halfway through.
     let mut inflight = FuturesUnordered::new();
@@ -194,44 +348,77 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
         if let Ok((201, order)) = result {
             acked.push(order);
         }
-                if finished == 80 && !killed {
+        if finished == 80 && !killed {
             let pid = first.child.id().to_string();
-            let status = Command::new("kill").args(["-9", &pid]).status().expect("kill runs");
+            let status = Command::new("kill")
+                .args(["-9", &pid])
+                .status()
+                .expect("kill runs");
             assert!(status.success());
             killed = true;
         }
     }
     drop(inflight);
     drop(first);
-    assert!(acked.len() >= 50, "only {} placements were acknowledged", acked.len());
-    eprintln!("{} of 240 placements acknowledged before kill -9", acked.len());
+    assert!(
+        acked.len() >= 50,
+        "only {} placements were acknowledged",
+        acked.len()
+    );
+    eprintln!(
+        "{} of 240 placements acknowledged before kill -9",
+        acked.len()
+    );
 
-        let second = start(&setup, "second").await;
+    let second = start(&setup, "second").await;
     let s = &second;
     for order in &acked {
         let id = order["id"].as_str().unwrap();
-        let (status, got) = api.call(s, "GET", &format!("/v1/orders/{id}"), &api.ops, None).await.unwrap();
+        let (status, got) = api
+            .call(s, "GET", &format!("/v1/orders/{id}"), &api.ops, None)
+            .await
+            .unwrap();
         assert_eq!(status, 200, "acknowledged order {id} lost after kill -9");
-        assert_eq!((&got["stage"], &got["version"], &got["total_cents"]), (&order["stage"], &order["version"], &order["total_cents"]));
+        assert_eq!(
+            (&got["stage"], &got["version"], &got["total_cents"]),
+            (&order["stage"], &order["version"], &order["total_cents"])
+        );
     }
     for (o, rider, before) in &assigned {
-        let got = api.ok(s, "GET", &format!("/v1/orders/{o}"), &api.ops, None).await;
-        assert_eq!((&got["stage"], &got["version"], &got["rider_id"]), (&before["stage"], &before["version"], &before["rider_id"]));
-        let r = api.ok(s, "GET", &format!("/v1/riders/{}", rider.0), &rider.1, None).await;
-        assert_eq!((r["status"].as_str(), r["order_id"].as_str()), (Some("busy"), Some(o.as_str())));
+        let got = api
+            .ok(s, "GET", &format!("/v1/orders/{o}"), &api.ops, None)
+            .await;
+        assert_eq!(
+            (&got["stage"], &got["version"], &got["rider_id"]),
+            (&before["stage"], &before["version"], &before["rider_id"])
+        );
+        let r = api
+            .ok(s, "GET", &format!("/v1/riders/{}", rider.0), &rider.1, None)
+            .await;
+        assert_eq!(
+            (r["status"].as_str(), r["order_id"].as_str()),
+            (Some("busy"), Some(o.as_str()))
+        );
         // Still deliverable after the restart.
-        api.ok(s, "POST", &format!("/v1/orders/{o}/pickup"), &rider.1, None).await;
+        api.ok(s, "POST", &format!("/v1/orders/{o}/pickup"), &rider.1, None)
+            .await;
     }
     // The offer to r1 expires on its persisted clock and moves on to r2.
     eventually("the open offer moved to the next rider", async || {
-        let r = api.ok(s, "GET", &format!("/v1/riders/{}", r2.0), &r2.1, None).await;
+        let r = api
+            .ok(s, "GET", &format!("/v1/riders/{}", r2.0), &r2.1, None)
+            .await;
         r["offer"]["order_id"] == offered.as_str()
     })
     .await;
-    let r1_after = api.ok(s, "GET", &format!("/v1/riders/{}", r1.0), &r1.1, None).await;
+    let r1_after = api
+        .ok(s, "GET", &format!("/v1/riders/{}", r1.0), &r1.1, None)
+        .await;
     assert_eq!(r1_after["offer"], Value::Null);
     eventually("the stranded order hit its deadline", async || {
-        api.ok(s, "GET", &format!("/v1/orders/{stranded}"), &api.ops, None).await["stage"] == "no_rider_found"
+        api.ok(s, "GET", &format!("/v1/orders/{stranded}"), &api.ops, None)
+            .await["stage"]
+            == "no_rider_found"
     })
     .await;
 }

@@ -88,6 +88,8 @@ pub async fn postgres_url() -> String {
 pub struct Options {
     pub test_clock: bool,
     pub faults: bool,
+    /// Overrides the store chosen by `DABBA_TEST_STORE`.
+    pub database_url: Option<String>,
 }
 
 impl Default for Options {
@@ -95,7 +97,20 @@ impl Default for Options {
         Self {
             test_clock: true,
             faults: true,
+            database_url: None,
         }
+    }
+}
+
+/// The store `DABBA_TEST_STORE` asks for: a new PostgreSQL database, or SQLite in a temp dir.
+async fn store_for_test() -> (Option<String>, Option<TempDir>) {
+    match std::env::var("DABBA_TEST_STORE").as_deref() {
+        Ok("postgres") => (Some(postgres_url().await), None),
+        Ok("sqlite") | Err(_) => {
+            let dir = std::env::temp_dir().join(format!("dabba-test-{}", Uuid::new_v4().simple()));
+            (None, Some(TempDir(dir)))
+        }
+        Ok(other) => panic!("unknown DABBA_TEST_STORE {other:?}"),
     }
 }
 
@@ -104,13 +119,9 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
-    let (database_url, data) = match std::env::var("DABBA_TEST_STORE").as_deref() {
-        Ok("postgres") => (Some(postgres_url().await), None),
-        Ok("sqlite") | Err(_) => {
-            let dir = std::env::temp_dir().join(format!("dabba-test-{}", Uuid::new_v4().simple()));
-            (None, Some(TempDir(dir)))
-        }
-        Ok(other) => panic!("unknown DABBA_TEST_STORE {other:?}"),
+    let (database_url, data) = match opts.database_url.clone() {
+        Some(url) => (Some(url), None),
+        None => store_for_test().await,
     };
     let config = ServeConfig {
         bind: "127.0.0.1:0".into(),
