@@ -6,6 +6,7 @@ mod crash;
 mod dispatch;
 mod helpers;
 mod orders;
+mod outbox;
 mod outage;
 mod registration;
 mod supervision;
