@@ -229,6 +229,108 @@ fn location(lat: Option<f64>, lng: Option<f64>) -> Option<LatLng> {
     LatLng::parse(lat?, lng?).ok()
 }
 
+impl PostgresStore {
+    /// One statement whatever the batch size (arrays + UNNEST), so PostgreSQL plans it once.
+    async fn insert_orders(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        orders: &[&Order],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO orders (id, customer_id, restaurant_id, rider_id, stage, terminal, placed_at, updated_at, version, body)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[],
+                                  $7::int8[], $8::int8[], $9::int8[], $10::text[])",
+        )
+        .bind(orders.iter().map(|o| o.id.to_string()).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.customer_id.to_string()).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.restaurant_id.to_string()).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.rider_id.map(|r| r.to_string())).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.stage.as_str()).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.stage.is_terminal()).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| millis(o.placed_at)).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| millis(o.updated_at)).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.version as i64).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| order_json(o)).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_events(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        events: &[&OutboxEvent],
+    ) -> StoreResult<Vec<i64>> {
+        Ok(sqlx::query_scalar(
+            "INSERT INTO outbox (event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at)
+             SELECT e, k, o, v, c, r, d, p, t
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[],
+                         $8::text[], $9::int8[]) WITH ORDINALITY AS x(e, k, o, v, c, r, d, p, t, n)
+             ORDER BY n
+             RETURNING seq",
+        )
+        .bind(events.iter().map(|e| e.event_id.to_string()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.kind).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.order_id.to_string()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.version as i64).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.to.customer.to_string()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.to.restaurant.to_string()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.to.rider.map(|r| r.to_string())).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| e.payload.to_string()).collect::<Vec<_>>())
+        .bind(events.iter().map(|e| millis(e.at)).collect::<Vec<_>>())
+        .fetch_all(&mut **tx)
+        .await?)
+    }
+}
+
+impl SqliteStore {
+    async fn insert_orders(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        orders: &[&Order],
+    ) -> StoreResult<()> {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO orders (id, customer_id, restaurant_id, rider_id, stage, terminal, placed_at, updated_at, version, body) ",
+        );
+        insert.push_values(orders, |mut row, order| {
+            row.push_bind(order.id.to_string())
+                .push_bind(order.customer_id.to_string())
+                .push_bind(order.restaurant_id.to_string())
+                .push_bind(order.rider_id.map(|r| r.to_string()))
+                .push_bind(order.stage.as_str())
+                .push_bind(order.stage.is_terminal())
+                .push_bind(millis(order.placed_at))
+                .push_bind(millis(order.updated_at))
+                .push_bind(order.version as i64)
+                .push_bind(order_json(order));
+        });
+        insert.build().execute(&mut **tx).await?;
+        Ok(())
+    }
+
+    async fn insert_events(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        events: &[&OutboxEvent],
+    ) -> StoreResult<Vec<i64>> {
+        let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "INSERT INTO outbox (event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at) ",
+        );
+        insert.push_values(events, |mut row, e| {
+            row.push_bind(e.event_id.to_string())
+                .push_bind(e.kind)
+                .push_bind(e.order_id.to_string())
+                .push_bind(e.version as i64)
+                .push_bind(e.to.customer.to_string())
+                .push_bind(e.to.restaurant.to_string())
+                .push_bind(e.to.rider.map(|r| r.to_string()))
+                .push_bind(e.payload.to_string())
+                .push_bind(millis(e.at));
+        });
+        insert.push(" RETURNING seq");
+        Ok(insert.build_query_scalar().fetch_all(&mut **tx).await?)
+    }
+}
+
+/// Rows per multi-row insert (well under both dialects' bind-parameter limits).
+const BULK_ROWS: usize = 500;
+
 macro_rules! sql_store {
     ($store:ident, $row:ty) => {
         impl $store {
@@ -321,6 +423,10 @@ macro_rules! sql_store {
                 self.prepare_batch(units).await?;
                 let mut tx = self.pool.begin().await?;
                 let mut outcome = BatchOutcome::default();
+                // New orders and events go in as multi-row inserts: a handful of statements per
+                // batch instead of two per placement. Nothing else in a batch reads them.
+                let mut new_orders: Vec<&Order> = Vec::new();
+                let mut events: Vec<&OutboxEvent> = Vec::new();
                 for unit in units {
                     let mut placement = None;
                     for write in &unit.writes {
@@ -355,22 +461,8 @@ macro_rules! sql_store {
                                         break;
                                     }
                                 }
-                                sqlx::query(
-                                    "INSERT INTO orders (id, customer_id, restaurant_id, rider_id, stage, terminal, placed_at, updated_at, version, body)
-                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                                )
-                                .bind(order.id.to_string())
-                                .bind(order.customer_id.to_string())
-                                .bind(order.restaurant_id.to_string())
-                                .bind(order.rider_id.map(|r| r.to_string()))
-                                .bind(order.stage.as_str())
-                                .bind(order.stage.is_terminal())
-                                .bind(millis(order.placed_at))
-                                .bind(millis(order.updated_at))
-                                .bind(order.version as i64)
-                                .bind(order_json(order))
-                                .execute(&mut *tx)
-                                .await?;
+                                // Inserted with the batch's other new orders below.
+                                new_orders.push(order);
                                 placement = Some(Placement::Inserted);
                             }
                             Write::SaveOrder(order) => {
@@ -389,24 +481,7 @@ macro_rules! sql_store {
                                 .execute(&mut *tx)
                                 .await?;
                             }
-                            Write::Event(e) => {
-                                let seq: i64 = sqlx::query_scalar(
-                                    "INSERT INTO outbox (event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at)
-                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING seq",
-                                )
-                                .bind(e.event_id.to_string())
-                                .bind(e.kind)
-                                .bind(e.order_id.to_string())
-                                .bind(e.version as i64)
-                                .bind(e.to.customer.to_string())
-                                .bind(e.to.restaurant.to_string())
-                                .bind(e.to.rider.map(|r| r.to_string()))
-                                .bind(&*e.payload)
-                                .bind(millis(e.at))
-                                .fetch_one(&mut *tx)
-                                .await?;
-                                outcome.events.push(CommittedEvent { seq, event: e.clone() });
-                            }
+                            Write::Event(e) => events.push(e),
                             Write::SaveRider(r) => {
                                 sqlx::query(
                                     "INSERT INTO riders (id, name, status, lat, lng, offer_order_id, offer_expires_at, order_id, rev, updated_at)
@@ -465,6 +540,17 @@ macro_rules! sql_store {
                         }
                     }
                     outcome.placements.push(placement);
+                }
+                for chunk in new_orders.chunks(BULK_ROWS) {
+                    Self::insert_orders(&mut tx, chunk).await?;
+                }
+                for chunk in events.chunks(BULK_ROWS) {
+                    let mut seqs = Self::insert_events(&mut tx, chunk).await?;
+                    // Sequences are drawn in row order; sort so RETURNING's order does not matter.
+                    seqs.sort_unstable();
+                    for (seq, e) in seqs.into_iter().zip(chunk) {
+                        outcome.events.push(CommittedEvent { seq, event: (*e).clone() });
+                    }
                 }
                 tx.commit().await?;
                 Ok(outcome)

@@ -1,7 +1,6 @@
 //! The transactional outbox: events committed with their snapshot are handed on in order,
 //! exactly once per consumer, including events committed just before a crash.
 
-
 use chrono::Utc;
 
 use dabba::domain::order::{NewOrder, new_order};
@@ -13,9 +12,15 @@ use dabba::persistence::{Store, Write, WriteUnit};
 
 async fn store() -> (Store, Option<std::path::PathBuf>) {
     match std::env::var("DABBA_TEST_STORE").as_deref() {
-        Ok("postgres") => (Store::open(&crate::helpers::postgres_url().await, 2).await.unwrap(), None),
+        Ok("postgres") => (
+            Store::open(&crate::helpers::postgres_url().await, 2)
+                .await
+                .unwrap(),
+            None,
+        ),
         _ => {
-            let dir = std::env::temp_dir().join(format!("dabba-outbox-{}", uuid::Uuid::new_v4().simple()));
+            let dir = std::env::temp_dir()
+                .join(format!("dabba-outbox-{}", uuid::Uuid::new_v4().simple()));
             std::fs::create_dir_all(&dir).unwrap();
             let url = format!("sqlite://{}", dir.join("t.db").display());
             (Store::open(&url, 2).await.unwrap(), Some(dir))
@@ -30,8 +35,15 @@ fn order(customer: CustomerId) -> dabba::domain::Order {
             customer_id: customer,
             restaurant_id: RestaurantId::new(),
             restaurant_location: at,
-            items: vec![Item { name: "vada".into(), quantity: 1, unit_price_cents: 3000 }],
-            delivery: Delivery { location: at, address: "here".into() },
+            items: vec![Item {
+                name: "vada".into(),
+                quantity: 1,
+                unit_price_cents: 3000,
+            }],
+            delivery: Delivery {
+                location: at,
+                address: "here".into(),
+            },
             deliver_at: None,
         },
         Utc::now(),
@@ -49,7 +61,10 @@ async fn committed_events_are_replayed_once_after_a_crash_and_never_twice() {
     for _ in 0..3 {
         let o = order(customer);
         let unit = WriteUnit::new(vec![
-            Write::PlaceOrder { order: o.clone(), idempotency: None },
+            Write::PlaceOrder {
+                order: o.clone(),
+                idempotency: None,
+            },
             Write::Event(relay::order_updated(&o, o.placed_at)),
         ]);
         store.apply_batch(&[unit]).await.unwrap();
@@ -72,7 +87,10 @@ async fn committed_events_are_replayed_once_after_a_crash_and_never_twice() {
     assert!(sub.receiver.try_recv().is_err());
 
     // After the cursor is saved, a restarted relay has nothing to replay.
-    store.apply_batch(&[first.checkpoint().expect("the cursor moved")]).await.unwrap();
+    store
+        .apply_batch(&[first.checkpoint().expect("the cursor moved")])
+        .await
+        .unwrap();
     assert!(first.checkpoint().is_none());
     let restarted = Relay::new(hub.clone(), store.cursor(relay::FANOUT).await.unwrap());
     assert_eq!(restarted.replay(&store).await.unwrap(), 0);
