@@ -59,6 +59,27 @@ pub struct BatchOutcome {
     pub events: Vec<CommittedEvent>,
 }
 
+/// A batch whose writes are done but not committed; dropping it rolls back.
+pub enum StagedBatch {
+    Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>, BatchOutcome),
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>, BatchOutcome),
+}
+
+impl StagedBatch {
+    pub async fn commit(self) -> StoreResult<BatchOutcome> {
+        let commit = async {
+            match self {
+                StagedBatch::Sqlite(tx, outcome) => tx.commit().await.map(|_| outcome),
+                StagedBatch::Postgres(tx, outcome) => tx.commit().await.map(|_| outcome),
+            }
+        };
+        match tokio::time::timeout(CALL_TIMEOUT, commit).await {
+            Ok(result) => Ok(result?),
+            Err(_) => Err(StoreError::Timeout),
+        }
+    }
+}
+
 /// Which database the engine keeps its state in.
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -142,9 +163,29 @@ impl Store {
         delegate!(self.order(id))
     }
 
-    /// Commits units of work in one transaction (see [`writer`] for who calls it).
+    /// Runs units of work in one transaction left open for [`StagedBatch::commit`], so the
+    /// writer can stage the next batch while the previous one commits.
+    pub async fn stage_batch(&self, units: &[WriteUnit]) -> StoreResult<StagedBatch> {
+        let staged = async {
+            Ok(match self {
+                Store::Sqlite(s) => {
+                    let (tx, outcome) = s.stage_batch(units).await?;
+                    StagedBatch::Sqlite(tx, outcome)
+                }
+                Store::Postgres(s) => {
+                    let (tx, outcome) = s.stage_batch(units).await?;
+                    StagedBatch::Postgres(tx, outcome)
+                }
+            })
+        };
+        tokio::time::timeout(CALL_TIMEOUT, staged)
+            .await
+            .unwrap_or(Err(StoreError::Timeout))
+    }
+
+    /// Commits units of work in one transaction.
     pub async fn apply_batch(&self, units: &[WriteUnit]) -> StoreResult<BatchOutcome> {
-        delegate!(self.apply_batch(units))
+        self.stage_batch(units).await?.commit().await
     }
 
     pub async fn jobs(&self) -> StoreResult<Vec<JobRecord>> {

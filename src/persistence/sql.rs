@@ -332,7 +332,7 @@ impl SqliteStore {
 const BULK_ROWS: usize = 500;
 
 macro_rules! sql_store {
-    ($store:ident, $row:ty) => {
+    ($store:ident, $db:ty, $row:ty) => {
         impl $store {
             pub async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
@@ -417,9 +417,9 @@ macro_rules! sql_store {
                 .transpose()
             }
 
-            /// Commits `units` in one transaction; returns each unit's placement outcome and
-            /// the committed outbox events in commit order.
-            pub async fn apply_batch(&self, units: &[WriteUnit]) -> StoreResult<BatchOutcome> {
+                        /// Runs `units` in one open transaction, to be committed by the caller; the outcome
+            /// holds each unit's placement result and the outbox events in commit order.
+            pub async fn stage_batch(&self, units: &[WriteUnit]) -> StoreResult<(sqlx::Transaction<'static, $db>, BatchOutcome)> {
                 self.prepare_batch(units).await?;
                 let mut tx = self.pool.begin().await?;
                 let mut outcome = BatchOutcome::default();
@@ -552,8 +552,7 @@ macro_rules! sql_store {
                         outcome.events.push(CommittedEvent { seq, event: (*e).clone() });
                     }
                 }
-                tx.commit().await?;
-                Ok(outcome)
+                Ok((tx, outcome))
             }
 
             pub async fn jobs(&self) -> StoreResult<Vec<JobRecord>> {
@@ -775,8 +774,8 @@ macro_rules! sql_store {
     };
 }
 
-sql_store!(PostgresStore, sqlx::postgres::PgRow);
-sql_store!(SqliteStore, sqlx::sqlite::SqliteRow);
+sql_store!(PostgresStore, sqlx::Postgres, sqlx::postgres::PgRow);
+sql_store!(SqliteStore, sqlx::Sqlite, sqlx::sqlite::SqliteRow);
 
 #[cfg(test)]
 mod tests {

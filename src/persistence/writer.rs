@@ -17,7 +17,9 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use super::{CommittedEvent, Placement, Store, StoreError, StoreResult, WriteUnit};
+use std::collections::VecDeque;
+
+use super::{BatchOutcome, CommittedEvent, Placement, Store, StoreError, StoreResult, WriteUnit};
 
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
@@ -161,6 +163,17 @@ fn for_waiter(e: &StoreError) -> StoreError {
     }
 }
 
+/// A batch whose COMMIT is in flight.
+struct Committing {
+    commit: tokio::task::JoinHandle<StoreResult<BatchOutcome>>,
+    units: Vec<WriteUnit>,
+    dones: Vec<Reply>,
+}
+
+/// The writer loop. It is a two-stage pipeline: while batch N's COMMIT (and fsync) is in
+/// flight, batch N+1's writes are already running on another connection. Commit order is
+/// still queue order: N+1 commits only after N has, and N's events are handed on and its
+/// requests answered first. N+1's statements wait on any row lock N holds, so they see N.
 async fn run(
     store: Store,
     config: WriterConfig,
@@ -169,70 +182,156 @@ async fn run(
     health: Arc<Health>,
 ) {
     let max = config.max_batch.max(1);
-    let mut batch: Vec<Job> = Vec::with_capacity(max);
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        if config.max_delay.is_zero() {
-            while batch.len() < max {
-                match rx.try_recv() {
-                    Ok(job) => batch.push(job),
-                    Err(_) => break,
-                }
-            }
-        } else {
-            let deadline = tokio::time::Instant::now() + config.max_delay;
-            while batch.len() < max {
-                match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(job)) => batch.push(job),
-                    _ => break,
-                }
+    let mut pending: VecDeque<Job> = VecDeque::new();
+    let mut inflight: Option<Committing> = None;
+    loop {
+        if pending.is_empty() {
+            let job = match inflight.as_mut() {
+                Some(c) => tokio::select! {
+                    job = rx.recv() => job,
+                    done = &mut c.commit => {
+                        if let Some(c) = inflight.take() {
+                            settle(&store, sink.as_ref(), &health, done, c.units, c.dones).await;
+                        }
+                        continue;
+                    }
+                },
+                None => rx.recv().await,
+            };
+            match job {
+                Some(job) => pending.push_back(job),
+                None => break,
             }
         }
-        flush(&store, sink.as_ref(), &health, std::mem::take(&mut batch)).await;
-        batch.reserve(max);
+        gather(&mut rx, &mut pending, max, config.max_delay).await;
+        let take = pending.len().min(max);
+        let (units, dones): (Vec<WriteUnit>, Vec<Reply>) =
+            pending.drain(..take).map(|j| (j.unit, j.done)).unzip();
+        if !health.is_up() {
+            fail_all(dones, || StoreError::Down);
+            continue;
+        }
+        metrics::histogram!("dabba_writer_batch_units").record(units.len() as f64);
+        let started = std::time::Instant::now();
+        let staged = store.stage_batch(&units).await;
+        if let Some(prev) = inflight.take() {
+            let done = prev.commit.await;
+            if !matches!(done, Ok(Ok(_))) {
+                // Roll this batch back before dealing with the failed one (it may hold row
+                // locks the retries need), then stage it again.
+                drop(staged);
+                settle(&store, sink.as_ref(), &health, done, prev.units, prev.dones).await;
+                for (unit, done) in units.into_iter().zip(dones).rev() {
+                    pending.push_front(Job { unit, done });
+                }
+                continue;
+            }
+            settle(&store, sink.as_ref(), &health, done, prev.units, prev.dones).await;
+        }
+        match staged {
+            Ok(staged) => {
+                let commit = tokio::spawn(async move {
+                    let committed = staged.commit().await;
+                    metrics::histogram!("dabba_writer_flush_seconds")
+                        .record(started.elapsed().as_secs_f64());
+                    committed
+                });
+                inflight = Some(Committing {
+                    commit,
+                    units,
+                    dones,
+                });
+            }
+            Err(e) => recover(&store, sink.as_ref(), &health, e, units, dones).await,
+        }
+    }
+    if let Some(c) = inflight.take() {
+        let done = c.commit.await;
+        settle(&store, sink.as_ref(), &health, done, c.units, c.dones).await;
     }
 }
 
-async fn flush(store: &Store, sink: &dyn EventSink, health: &Arc<Health>, batch: Vec<Job>) {
-    let (units, dones): (Vec<WriteUnit>, Vec<Reply>) =
-        batch.into_iter().map(|j| (j.unit, j.done)).unzip();
-    metrics::histogram!("dabba_writer_batch_units").record(units.len() as f64);
-    let started = std::time::Instant::now();
-    let result = store.apply_batch(&units).await;
-    metrics::histogram!("dabba_writer_flush_seconds").record(started.elapsed().as_secs_f64());
-    match result {
-        Ok(outcome) => {
+/// Adds whatever else is queued (waiting up to `max_delay` for more) to `pending`.
+async fn gather(
+    rx: &mut mpsc::Receiver<Job>,
+    pending: &mut VecDeque<Job>,
+    max: usize,
+    max_delay: Duration,
+) {
+    if max_delay.is_zero() {
+        while pending.len() < max {
+            match rx.try_recv() {
+                Ok(job) => pending.push_back(job),
+                Err(_) => break,
+            }
+        }
+        return;
+    }
+    let deadline = tokio::time::Instant::now() + max_delay;
+    while pending.len() < max {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(job)) => pending.push_back(job),
+            _ => break,
+        }
+    }
+}
+
+/// Answers the requests of a finished commit: events first, then the replies.
+async fn settle(
+    store: &Store,
+    sink: &dyn EventSink,
+    health: &Arc<Health>,
+    done: Result<StoreResult<BatchOutcome>, tokio::task::JoinError>,
+    units: Vec<WriteUnit>,
+    dones: Vec<Reply>,
+) {
+    match done {
+        Ok(Ok(outcome)) => {
             sink.committed(&outcome.events);
             for (done, placement) in dones.into_iter().zip(outcome.placements) {
                 let _ = done.send(Ok(placement));
             }
         }
-        Err(e) if is_outage(&e) => {
-            tracing::error!(error = %e, "storage outage: refusing writes until it answers");
-            mark_down(store.clone(), health.clone());
-            for done in dones {
-                let _ = done.send(Err(StoreError::Down));
+        Ok(Err(e)) => recover(store, sink, health, e, units, dones).await,
+        Err(_) => recover(store, sink, health, StoreError::Down, units, dones).await,
+    }
+}
+
+fn fail_all(dones: Vec<Reply>, error: impl Fn() -> StoreError) {
+    for done in dones {
+        let _ = done.send(Err(error()));
+    }
+}
+
+/// A batch failed: on an outage, fail it and mark the store down; otherwise commit each unit
+/// on its own so that one bad unit does not fail the others.
+async fn recover(
+    store: &Store,
+    sink: &dyn EventSink,
+    health: &Arc<Health>,
+    e: StoreError,
+    units: Vec<WriteUnit>,
+    dones: Vec<Reply>,
+) {
+    if is_outage(&e) {
+        tracing::error!(error = %e, "storage outage: refusing writes until it answers");
+        mark_down(store.clone(), health.clone());
+        fail_all(dones, || StoreError::Down);
+        return;
+    }
+    if units.len() == 1 {
+        fail_all(dones, || for_waiter(&e));
+        return;
+    }
+    tracing::warn!(error = %e, units = units.len(), "batch failed, retrying its units one by one");
+    for (unit, done) in units.into_iter().zip(dones) {
+        let _ = done.send(match store.apply_batch(std::slice::from_ref(&unit)).await {
+            Ok(outcome) => {
+                sink.committed(&outcome.events);
+                Ok(outcome.placements.into_iter().next().flatten())
             }
-        }
-        Err(e) if units.len() > 1 => {
-            // One bad unit must not fail the others: commit each on its own.
-            tracing::warn!(error = %e, units = units.len(), "batch failed, retrying its units one by one");
-            for (unit, done) in units.into_iter().zip(dones) {
-                let one = store.apply_batch(std::slice::from_ref(&unit)).await;
-                let _ = done.send(match one {
-                    Ok(outcome) => {
-                        sink.committed(&outcome.events);
-                        Ok(outcome.placements.into_iter().next().flatten())
-                    }
-                    Err(e) => Err(for_waiter(&e)),
-                });
-            }
-        }
-        Err(e) => {
-            for done in dones {
-                let _ = done.send(Err(for_waiter(&e)));
-            }
-        }
+            Err(e) => Err(for_waiter(&e)),
+        });
     }
 }
 
