@@ -231,8 +231,8 @@ async fn each_role_gets_403_outside_its_own_resources() {
 async fn the_test_clock_is_404_unless_enabled() {
     let app = spawn_app_with(Options {
         test_clock: false,
-        database_url: None,
         faults: false,
+        ..Options::default()
     })
     .await;
     let r = app

@@ -90,6 +90,7 @@ pub struct Options {
     pub faults: bool,
     /// Overrides the store chosen by `DABBA_TEST_STORE`.
     pub database_url: Option<String>,
+    pub commit_queue: usize,
 }
 
 impl Default for Options {
@@ -98,6 +99,7 @@ impl Default for Options {
             test_clock: true,
             faults: true,
             database_url: None,
+            commit_queue: 16_384,
         }
     }
 }
@@ -135,7 +137,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         workers: Some(2),
         commit_max_batch: 256,
         commit_delay_us: 0,
-        commit_queue: 16_384,
+        commit_queue: opts.commit_queue,
         retention_days: 365,
         fault_injection: opts.faults,
         db_max_connections: 4,

@@ -99,3 +99,87 @@ async fn committed_events_are_replayed_once_after_a_crash_and_never_twice() {
         let _ = std::fs::remove_dir_all(dir);
     }
 }
+
+struct Discard;
+
+impl EventSink for Discard {
+    fn committed(&self, _: &[dabba::persistence::CommittedEvent]) {}
+}
+
+#[actix_web::test]
+async fn a_full_write_queue_refuses_instead_of_dropping_and_every_queued_write_commits() {
+    use dabba::persistence::StoreError;
+    use dabba::persistence::writer::{Writer, WriterConfig};
+
+    let (store, dir) = store().await;
+    let config = WriterConfig {
+        queue: 2,
+        ..WriterConfig::default()
+    };
+    let (writer, task) = Writer::new(store.clone(), config, std::sync::Arc::new(Discard));
+    let orders: Vec<_> = (0..3).map(|_| order(CustomerId::new())).collect();
+    let unit = |o: &dabba::domain::Order| {
+        WriteUnit::one(Write::PlaceOrder {
+            order: o.clone(),
+            idempotency: None,
+        })
+    };
+    // The writer is not running yet: two writes queue, the third is refused at once.
+    let first = writer.submit(unit(&orders[0]));
+    let second = writer.submit(unit(&orders[1]));
+    let third = writer.submit(unit(&orders[2]));
+    assert!(matches!(third.await, Err(StoreError::Overloaded)));
+    actix_web::rt::spawn(task);
+    first.await.unwrap();
+    second.await.unwrap();
+    assert!(store.order(orders[0].id).await.unwrap().is_some());
+    assert!(store.order(orders[1].id).await.unwrap().is_some());
+    assert!(store.order(orders[2].id).await.unwrap().is_none());
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+#[actix_web::test]
+async fn overload_is_503_with_retry_after_and_never_a_lost_order() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options {
+        commit_queue: 1,
+        ..Default::default()
+    })
+    .await;
+    let restaurant = app.restaurant().await;
+    let (_, customer) = app.customer().await;
+    let body = app.order_body(&restaurant.0, crate::helpers::south(100.0));
+    let requests = (0..64).map(|_| {
+        let req = app
+            .client
+            .post(format!("{}/v1/orders", app.base))
+            .insert_header(("Authorization", format!("Bearer {customer}")));
+        let body = body.clone();
+        async move {
+            let mut resp = req.send_json(&body).await.unwrap();
+            let retry = resp
+                .headers()
+                .get("Retry-After")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let v: serde_json::Value = resp.json().await.unwrap();
+            (resp.status().as_u16(), retry, v)
+        }
+    });
+    let results = futures_util::future::join_all(requests).await;
+    let mut placed = 0;
+    for (status, retry, v) in results {
+        match status {
+            201 => {
+                placed += 1;
+                assert_eq!(app.order(v["id"].as_str().unwrap()).await["version"], 1);
+            }
+            503 => {
+                assert_eq!(v["error"]["code"], "overloaded");
+                assert_eq!(retry.as_deref(), Some("1"));
+            }
+            other => panic!("unexpected {other}: {v}"),
+        }
+    }
+    assert!(placed >= 1);
+}

@@ -131,7 +131,7 @@ async fn fault_injection_is_404_unless_enabled_and_ops_only() {
     let off = crate::helpers::spawn_app_with(crate::helpers::Options {
         test_clock: true,
         faults: false,
-        database_url: None,
+        ..crate::helpers::Options::default()
     })
     .await;
     let r = off
