@@ -6,6 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::actors::{DispatchTimings, EngineOptions};
+use crate::api::limits::{Limits, Rate};
 use crate::persistence::writer::WriterConfig;
 
 #[derive(Args, Clone, Debug)]
@@ -54,6 +55,18 @@ pub struct ServeConfig {
     /// Enables `POST /v1/ops/faults` to make actors fail (for supervision tests; never in production).
     #[arg(long, env = "DABBA_FAULT_INJECTION", default_value_t = false, value_parser = parse_flag)]
     pub fault_injection: bool,
+        /// `redis://…`: rate-limit buckets shared in Redis; unset keeps them in-process.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Order writes per second per subject (bucket of 6× this).
+    #[arg(long, env = "DABBA_RATE_WRITES_PER_SEC", default_value_t = 5.0)]
+    pub rate_writes_per_sec: f64,
+    /// Location updates per second per rider (bucket of 4× this).
+    #[arg(long, env = "DABBA_RATE_LOCATION_PER_SEC", default_value_t = 5.0)]
+    pub rate_location_per_sec: f64,
+    /// Reads per second per subject (bucket of 5× this).
+    #[arg(long, env = "DABBA_RATE_READS_PER_SEC", default_value_t = 20.0)]
+    pub rate_reads_per_sec: f64,
     /// Most database connections the server opens.
     #[arg(long, env = "DABBA_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -95,6 +108,15 @@ impl ServeConfig {
             faults: self.fault_injection,
             retention: chrono::Duration::days(self.retention_days.max(1)),
             ..EngineOptions::default()
+        }
+    }
+
+        pub fn limits(&self) -> Limits {
+        let rate = |per_sec: f64, burst: f64| Rate { per_sec: per_sec.max(0.001), burst: (per_sec * burst).max(1.0) };
+        Limits {
+            writes: rate(self.rate_writes_per_sec, 6.0),
+            location: rate(self.rate_location_per_sec, 4.0),
+            reads: rate(self.rate_reads_per_sec, 5.0),
         }
     }
 

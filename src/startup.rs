@@ -8,6 +8,7 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 
 use crate::actors::Engine;
+use crate::api::limits::{self, RateLimiter};
 use crate::api::{self, auth::Keys};
 use crate::config::ServeConfig;
 use crate::domain::{Clock, Policy};
@@ -44,6 +45,12 @@ impl Application {
         let listener =
             TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         let port = listener.local_addr()?.port();
+                let limiter = match &config.redis_url {
+            Some(url) => RateLimiter::with_redis(config.limits(), url).await,
+            None => RateLimiter::in_process(config.limits()),
+        };
+        tracing::info!(backend = limiter.backend(), "rate limiter ready");
+        let limiter = web::Data::new(limiter);
         let keys = web::Data::new(Keys::new(&config.jwt_secret));
         let metrics = web::Data::new(telemetry::metrics_handle());
         let data = web::Data::new(engine.clone());
@@ -61,7 +68,9 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(keys.clone())
-                .app_data(metrics.clone())
+                                .app_data(metrics.clone())
+                .app_data(limiter.clone())
+                .wrap(actix_web::middleware::from_fn(limits::middleware))
                 .configure(|cfg| api::configure(cfg, features))
         })
         .listen(listener)?

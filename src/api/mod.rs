@@ -7,6 +7,7 @@ pub mod auth;
 pub mod customers;
 pub mod error;
 pub mod extract;
+pub mod limits;
 pub mod ops;
 pub mod orders;
 pub mod restaurants;

@@ -15,6 +15,7 @@ use serde::Deserialize;
 use super::auth::{Caller, Role, authenticate};
 use super::error::ApiError;
 use super::extract::parse_json;
+use super::limits::{self, Class, RateLimiter};
 use crate::actors::Engine;
 use crate::domain::{CustomerId, LatLng, OrderId, RestaurantId, RiderId};
 use crate::events::hub::{Audience, Subscription};
@@ -58,8 +59,10 @@ pub async fn connect(
         Role::Ops => Audience::Ops,
     };
     let subscription = engine.hub().subscribe(audience);
+    let limiter = req.app_data::<web::Data<RateLimiter>>().map(|l| l.clone().into_inner());
     actix_web::rt::spawn(run(
         engine.into_inner(),
+        limiter,
         caller,
         session,
         stream,
@@ -70,6 +73,7 @@ pub async fn connect(
 
 async fn run(
     engine: Arc<Engine>,
+    limiter: Option<Arc<RateLimiter>>,
     caller: Caller,
     mut session: Session,
     stream: actix_ws::AggregatedMessageStream,
@@ -98,7 +102,7 @@ async fn run(
                         continue;
                     }
                 };
-                match handle_text(&engine, &caller, &text).await {
+                                match handle_text(&engine, limiter.as_deref(), &caller, &text).await {
                     Ok(()) => bad_frames = 0,
                     Err(e) => {
                         if e.code == "invalid_request" { bad_frames += 1; }
@@ -135,15 +139,25 @@ async fn reply(session: &mut Session, msg: &ServerMessage) -> Result<(), actix_w
 }
 
 /// Decodes and runs one client message.
-pub async fn handle_text(engine: &Engine, caller: &Caller, text: &str) -> Result<(), ApiError> {
+pub async fn handle_text(
+    engine: &Engine,
+    limiter: Option<&RateLimiter>,
+    caller: &Caller,
+    text: &str,
+) -> Result<(), ApiError> {
     let msg: ClientMessage = parse_json(text.as_bytes())?;
     let rider = match caller.role {
         Role::Rider => RiderId(caller.sub),
         _ => return Err(ApiError::forbidden()),
     };
     match msg {
-        ClientMessage::Location { lat, lng } => {
+                ClientMessage::Location { lat, lng } => {
             let at = LatLng::parse(lat, lng).map_err(|e| ApiError::invalid(e.to_string()))?;
+            if let Some(limiter) = limiter
+                && let Err(wait) = limiter.take(Class::Location, &format!("sub:{}", caller.sub)).await
+            {
+                return Err(limits::limited(wait));
+            }
             engine.update_location(rider, at).await?;
         }
         ClientMessage::Accept { order_id } => {

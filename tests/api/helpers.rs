@@ -90,7 +90,11 @@ pub struct Options {
     pub faults: bool,
     /// Overrides the store chosen by `DABBA_TEST_STORE`.
     pub database_url: Option<String>,
-    pub commit_queue: usize,
+        pub commit_queue: usize,
+    /// Rate limiter backend: `None` in-process (or `DABBA_TEST_REDIS_URL` when set).
+    pub redis_url: Option<String>,
+    /// Writes per second per subject (tests default to effectively unlimited).
+    pub rate_writes_per_sec: f64,
 }
 
 impl Default for Options {
@@ -100,6 +104,8 @@ impl Default for Options {
             faults: true,
             database_url: None,
             commit_queue: 16_384,
+            redis_url: std::env::var("DABBA_TEST_REDIS_URL").ok(),
+            rate_writes_per_sec: 10_000.0,
         }
     }
 }
@@ -114,6 +120,11 @@ async fn store_for_test() -> (Option<String>, Option<TempDir>) {
         }
         Ok(other) => panic!("unknown DABBA_TEST_STORE {other:?}"),
     }
+}
+
+/// The Redis the rate-limit tests use; they fail (never skip) when it is not there.
+pub fn redis_url() -> String {
+    std::env::var("DABBA_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -140,7 +151,11 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         commit_queue: opts.commit_queue,
         retention_days: 365,
         fault_injection: opts.faults,
-        db_max_connections: 4,
+                db_max_connections: 4,
+        redis_url: opts.redis_url,
+        rate_writes_per_sec: opts.rate_writes_per_sec,
+        rate_location_per_sec: 10_000.0,
+        rate_reads_per_sec: 10_000.0,
     };
     let app = Application::build(&config).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());

@@ -5,6 +5,7 @@ mod auth;
 mod crash;
 mod dispatch;
 mod helpers;
+mod limits;
 mod orders;
 mod outage;
 mod outbox;
