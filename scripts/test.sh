@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# The one test command. Brings up what the tests need, then runs the whole suite twice:
-# on the embedded SQLite store and on PostgreSQL (a fresh database per test).
+# The one test command. Brings up what the tests need (PostgreSQL, Redis), then runs the whole
+# suite twice: on the embedded SQLite store with in-process rate limits, and on PostgreSQL (a
+# fresh database per test) with Redis rate limits.
 #
-#   DABBA_TEST_PG_URL  admin URL of the PostgreSQL server (default: local, user postgres)
-#   CI=true            a missing PostgreSQL is a failure instead of a skipped pass
+#   DABBA_TEST_PG_URL     admin URL of the PostgreSQL server (default: local, user postgres)
+#   DABBA_TEST_REDIS_URL  Redis for the rate-limit tests (default: redis://127.0.0.1:6379)
+#   DABBA_TEST_LIMITER    `redis` puts every test server's rate limiter in Redis (second pass)
+#   CI=true               a missing service is a failure, never a skipped pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,6 +15,12 @@ PG_HOSTPORT=$(sed -E 's#^[a-z]+://([^@/]*@)?([^/:]+)(:([0-9]+))?/.*#\2 \4#' <<<"
 PG_HOST=${PG_HOSTPORT% *}
 PG_PORT=${PG_HOSTPORT#* }
 PG_PORT=${PG_PORT:-5432}
+
+REDIS_URL_TEST=${DABBA_TEST_REDIS_URL:-redis://127.0.0.1:6379}
+REDIS_HOSTPORT=${REDIS_URL_TEST#redis://}
+REDIS_HOSTPORT=${REDIS_HOSTPORT%%/*}
+REDIS_HOST=${REDIS_HOSTPORT%:*}
+REDIS_PORT=${REDIS_HOSTPORT##*:}
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*"; }
 
@@ -33,19 +42,42 @@ ensure_postgres() {
   return 1
 }
 
+redis_up() { (exec 3<>"/dev/tcp/$REDIS_HOST/$REDIS_PORT") 2>/dev/null; }
+
+ensure_redis() {
+  redis_up && return 0
+  if ! command -v redis-server >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    log "installing Redis from Debian's packages"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null
+  fi
+  if command -v redis-server >/dev/null 2>&1; then
+    log "starting a local Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$REDIS_PORT" --save '' --appendonly no >/dev/null
+    for _ in $(seq 1 30); do redis_up && return 0; sleep 0.5; done
+  fi
+  return 1
+}
+
 drop_test_databases() {
   command -v psql >/dev/null 2>&1 || return 0
   psql "$PG_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'dabba_test_%'" 2>/dev/null |
     while read -r db; do psql "$PG_URL" -qc "DROP DATABASE IF EXISTS \"$db\"" >/dev/null 2>&1 || true; done
 }
 
-log "unit, property and API tests on the embedded SQLite store"
+if ! ensure_redis; then
+  echo "Redis is not reachable at $REDIS_HOST:$REDIS_PORT and could not be started." >&2
+  echo "Install it (apt-get install redis-server) or set DABBA_TEST_REDIS_URL." >&2
+  exit 1
+fi
+export DABBA_TEST_REDIS_URL="$REDIS_URL_TEST"
+
+log "unit, property and API tests on the embedded SQLite store, in-process rate limits"
 cargo test --all-targets
 
 if ensure_postgres; then
   drop_test_databases
-  log "API tests on PostgreSQL ($PG_HOST:$PG_PORT)"
-  DABBA_TEST_STORE=postgres DABBA_TEST_PG_URL="$PG_URL" cargo test --test api
+  log "API tests on PostgreSQL ($PG_HOST:$PG_PORT) with Redis rate limits ($REDIS_HOST:$REDIS_PORT)"
+  DABBA_TEST_STORE=postgres DABBA_TEST_LIMITER=redis DABBA_TEST_PG_URL="$PG_URL" cargo test --test api
   drop_test_databases
 elif [ "${CI:-}" = "true" ]; then
   echo "PostgreSQL is not reachable at $PG_HOST:$PG_PORT and could not be started." >&2

@@ -91,7 +91,7 @@ pub struct Options {
     /// Overrides the store chosen by `DABBA_TEST_STORE`.
     pub database_url: Option<String>,
         pub commit_queue: usize,
-    /// Rate limiter backend: `None` in-process (or `DABBA_TEST_REDIS_URL` when set).
+    /// Rate limiter backend: `None` in-process; Redis when `DABBA_TEST_LIMITER=redis`.
     pub redis_url: Option<String>,
     /// Writes per second per subject (tests default to effectively unlimited).
     pub rate_writes_per_sec: f64,
@@ -104,7 +104,7 @@ impl Default for Options {
             faults: true,
             database_url: None,
             commit_queue: 16_384,
-            redis_url: std::env::var("DABBA_TEST_REDIS_URL").ok(),
+            redis_url: (std::env::var("DABBA_TEST_LIMITER").as_deref() == Ok("redis")).then(redis_url),
             rate_writes_per_sec: 10_000.0,
         }
     }
@@ -124,7 +124,10 @@ async fn store_for_test() -> (Option<String>, Option<TempDir>) {
 
 /// The Redis the rate-limit tests use; they fail (never skip) when it is not there.
 pub fn redis_url() -> String {
-    std::env::var("DABBA_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    std::env::var("DABBA_TEST_REDIS_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "redis://127.0.0.1:6379".into())
 }
 
 pub async fn spawn_app() -> TestApp {
