@@ -55,7 +55,7 @@ pub struct ServeConfig {
     /// Enables `POST /v1/ops/faults` to make actors fail (for supervision tests; never in production).
     #[arg(long, env = "DABBA_FAULT_INJECTION", default_value_t = false, value_parser = parse_flag)]
     pub fault_injection: bool,
-        /// `redis://…`: rate-limit buckets shared in Redis; unset keeps them in-process.
+    /// `redis://…`: rate-limit buckets shared in Redis; unset keeps them in-process.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
     /// Order writes per second per subject (bucket of 6× this).
@@ -111,8 +111,11 @@ impl ServeConfig {
         }
     }
 
-        pub fn limits(&self) -> Limits {
-        let rate = |per_sec: f64, burst: f64| Rate { per_sec: per_sec.max(0.001), burst: (per_sec * burst).max(1.0) };
+    pub fn limits(&self) -> Limits {
+        let rate = |per_sec: f64, burst: f64| Rate {
+            per_sec: per_sec.max(0.001),
+            burst: (per_sec * burst).max(1.0),
+        };
         Limits {
             writes: rate(self.rate_writes_per_sec, 6.0),
             location: rate(self.rate_location_per_sec, 4.0),

@@ -45,7 +45,7 @@ impl Application {
         let listener =
             TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         let port = listener.local_addr()?.port();
-                let limiter = match &config.redis_url {
+        let limiter = match &config.redis_url {
             Some(url) => RateLimiter::with_redis(config.limits(), url).await,
             None => RateLimiter::in_process(config.limits()),
         };
@@ -68,7 +68,7 @@ impl Application {
             App::new()
                 .app_data(data.clone())
                 .app_data(keys.clone())
-                                .app_data(metrics.clone())
+                .app_data(metrics.clone())
                 .app_data(limiter.clone())
                 .wrap(actix_web::middleware::from_fn(limits::middleware))
                 .configure(|cfg| api::configure(cfg, features))

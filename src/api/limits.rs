@@ -53,9 +53,18 @@ impl Default for Limits {
     /// minute), tight enough to stop a script.
     fn default() -> Self {
         Self {
-            writes: Rate { per_sec: 5.0, burst: 30.0 },
-            location: Rate { per_sec: 5.0, burst: 20.0 },
-            reads: Rate { per_sec: 20.0, burst: 100.0 },
+            writes: Rate {
+                per_sec: 5.0,
+                burst: 30.0,
+            },
+            location: Rate {
+                per_sec: 5.0,
+                burst: 20.0,
+            },
+            reads: Rate {
+                per_sec: 20.0,
+                burst: 100.0,
+            },
         }
     }
 }
@@ -87,7 +96,9 @@ impl Buckets {
             all.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(600));
         }
         let now = Instant::now();
-        let (tokens, at) = all.entry((class, key.to_owned())).or_insert((rate.burst, now));
+        let (tokens, at) = all
+            .entry((class, key.to_owned()))
+            .or_insert((rate.burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate.per_sec).min(rate.burst);
         *at = now;
         if *tokens >= 1.0 {
@@ -128,7 +139,11 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn in_process(limits: Limits) -> Self {
-        Self { limits, local: Buckets::default(), redis: None }
+        Self {
+            limits,
+            local: Buckets::default(),
+            redis: None,
+        }
     }
 
     /// Connects to Redis; if it cannot, runs in-process and says so.
@@ -144,10 +159,16 @@ impl RateLimiter {
         match tokio::time::timeout(Duration::from_secs(3), manager).await {
             Ok(Ok(conn)) => {
                 tracing::info!("rate limiter: redis");
-                Self { limits, local: Buckets::default(), redis: Some((conn, redis::Script::new(TOKEN_BUCKET))) }
+                Self {
+                    limits,
+                    local: Buckets::default(),
+                    redis: Some((conn, redis::Script::new(TOKEN_BUCKET))),
+                }
             }
             _ => {
-                tracing::warn!("rate limiter: redis unreachable at start, using in-process buckets");
+                tracing::warn!(
+                    "rate limiter: redis unreachable at start, using in-process buckets"
+                );
                 metrics::counter!("dabba_rate_limiter_fallback_total").increment(1);
                 Self::in_process(limits)
             }
@@ -155,7 +176,11 @@ impl RateLimiter {
     }
 
     pub fn backend(&self) -> &'static str {
-        if self.redis.is_some() { "redis" } else { "in_process" }
+        if self.redis.is_some() {
+            "redis"
+        } else {
+            "in_process"
+        }
     }
 
     pub async fn take(&self, class: Class, key: &str) -> Decision {
@@ -181,7 +206,11 @@ impl RateLimiter {
 /// The bucket a route draws from.
 fn classify(method: &Method, pattern: Option<&str>) -> Option<Class> {
     let pattern = pattern?;
-    if pattern == "/v1/ws" || pattern == "/v1/test/clock" || pattern == "/metrics" || pattern == "/healthz" {
+    if pattern == "/v1/ws"
+        || pattern == "/v1/test/clock"
+        || pattern == "/metrics"
+        || pattern == "/healthz"
+    {
         return None; // the socket is limited per frame; probes and tests are not limited
     }
     Some(match *method {
@@ -194,8 +223,12 @@ fn classify(method: &Method, pattern: Option<&str>) -> Option<Class> {
 /// Over the limit: `429 rate_limited` with `Retry-After` in whole seconds.
 pub fn limited(wait: Duration) -> ApiError {
     let secs = wait.as_secs_f64().ceil().max(1.0) as u32;
-    ApiError::new(actix_web::http::StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many requests, slow down")
-        .retry_after(secs)
+    ApiError::new(
+        actix_web::http::StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many requests, slow down",
+    )
+    .retry_after(secs)
 }
 
 /// Middleware: limits by token subject, or by client IP without a valid token. Ops tokens
@@ -210,7 +243,12 @@ pub async fn middleware(
         let key = match authenticate(req.request()) {
             Ok(caller) if caller.role == Role::Ops => None,
             Ok(caller) => Some(format!("sub:{}", caller.sub)),
-            Err(_) => Some(format!("ip:{}", req.connection_info().realip_remote_addr().unwrap_or("unknown"))),
+            Err(_) => Some(format!(
+                "ip:{}",
+                req.connection_info()
+                    .realip_remote_addr()
+                    .unwrap_or("unknown")
+            )),
         };
         if let Some(key) = key
             && let Err(wait) = limiter.take(class, &key).await
@@ -230,7 +268,10 @@ mod tests {
     #[test]
     fn a_bucket_allows_its_burst_then_refuses_with_a_wait() {
         let b = Buckets::default();
-        let rate = Rate { per_sec: 1.0, burst: 3.0 };
+        let rate = Rate {
+            per_sec: 1.0,
+            burst: 3.0,
+        };
         for _ in 0..3 {
             assert!(b.take(Class::Writes, "k", rate).is_ok());
         }
@@ -243,9 +284,18 @@ mod tests {
 
     #[test]
     fn routes_draw_from_the_right_bucket() {
-        assert_eq!(classify(&Method::PUT, Some("/v1/riders/{id}/location")), Some(Class::Location));
-        assert_eq!(classify(&Method::POST, Some("/v1/orders")), Some(Class::Writes));
-        assert_eq!(classify(&Method::GET, Some("/v1/orders/{id}")), Some(Class::Reads));
+        assert_eq!(
+            classify(&Method::PUT, Some("/v1/riders/{id}/location")),
+            Some(Class::Location)
+        );
+        assert_eq!(
+            classify(&Method::POST, Some("/v1/orders")),
+            Some(Class::Writes)
+        );
+        assert_eq!(
+            classify(&Method::GET, Some("/v1/orders/{id}")),
+            Some(Class::Reads)
+        );
         assert_eq!(classify(&Method::GET, Some("/v1/ws")), None);
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod customers;
 pub mod error;
 pub mod extract;
+pub mod idempotency;
 pub mod limits;
 pub mod ops;
 pub mod orders;

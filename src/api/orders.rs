@@ -6,13 +6,13 @@ use actix_web::http::header::HeaderMap;
 use actix_web::{HttpRequest, HttpResponse, Responder, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ValidJson, optional_text, text};
+use super::idempotency::{self, Reply};
 use crate::actors::{Engine, NewOrderRequest};
 use crate::domain::order::Refund;
 use crate::domain::{
@@ -171,19 +171,12 @@ fn idempotency_key(
     headers: &HeaderMap,
     body: &PlaceOrder,
 ) -> Result<Option<(String, String)>, ApiError> {
-    let Some(raw) = headers.get("Idempotency-Key") else {
+    let Some(key) = idempotency::key(headers)? else {
         return Ok(None);
     };
-    let key = raw
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= 255)
-        .ok_or_else(|| ApiError::invalid("Idempotency-Key must be 1 to 255 visible characters"))?;
     // The body as parsed, re-serialised: a fingerprint independent of whitespace.
     let canonical = serde_json::to_vec(body).map_err(|e| ApiError::invalid(e.to_string()))?;
-    let hash = format!("{:x}", Sha256::digest(&canonical));
-    Ok(Some((key.to_owned(), hash)))
+    Ok(Some((key, idempotency::fingerprint(&[&canonical]))))
 }
 
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = PlaceOrder,
@@ -271,16 +264,20 @@ pub async fn update(
     security(("bearer" = [])))]
 #[post("/v1/orders/{id}/cancel")]
 pub async fn cancel(
+    req: HttpRequest,
     engine: web::Data<Engine>,
     caller: Caller,
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
-    let order = own_order(&engine, &caller, *id).await?;
-    let order = engine.apply(order.id, Command::Cancel).await?;
-    Ok(HttpResponse::Ok().json(Cancelled {
-        refund: order.refund,
-        order: OrderView::from(&order),
-    }))
+    idempotency::run(&req, &engine, &caller, b"", async {
+        let order = own_order(&engine, &caller, *id).await?;
+        let order = engine.apply(order.id, Command::Cancel).await?;
+        Ok(Reply::ok(&Cancelled {
+            refund: order.refund,
+            order: OrderView::from(&order),
+        }))
+    })
+    .await
 }
 
 fn assigned_rider(caller: &Caller) -> ApiResult<RiderId> {

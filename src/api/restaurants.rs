@@ -1,6 +1,6 @@
 //! `/v1/restaurants`: registration, lookup, nearby search, and the restaurant's answer to orders.
 
-use actix_web::{HttpResponse, get, post, put, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
 use super::extract::{MaybeJson, ValidJson, optional_text, text};
-use super::orders::OrderBody;
+use super::idempotency::{self, Reply};
 use crate::actors::Engine;
 use crate::domain::{Command, LatLng, OrderId, RestaurantId};
 use crate::wire::{OrderView, RestaurantView};
@@ -124,13 +124,18 @@ async fn own_order(engine: &Engine, caller: &Caller, rid: Uuid, oid: Uuid) -> Ap
     security(("bearer" = [])))]
 #[post("/v1/restaurants/{rid}/orders/{oid}/accept")]
 pub async fn accept_order(
+    req: HttpRequest,
     engine: web::Data<Engine>,
     caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
-) -> ApiResult<OrderBody> {
+) -> ApiResult<HttpResponse> {
     let (rid, oid) = path.into_inner();
-    let id = own_order(&engine, &caller, rid, oid).await?;
-    Ok(engine.apply(id, Command::AcceptByRestaurant).await?.into())
+    idempotency::run(&req, &engine, &caller, b"", async {
+        let id = own_order(&engine, &caller, rid, oid).await?;
+        let order = engine.apply(id, Command::AcceptByRestaurant).await?;
+        Ok(Reply::ok(&OrderView::from(&order)))
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/v1/restaurants/{rid}/orders/{oid}/reject", tag = "restaurants",
@@ -139,20 +144,30 @@ pub async fn accept_order(
     security(("bearer" = [])))]
 #[post("/v1/restaurants/{rid}/orders/{oid}/reject")]
 pub async fn reject_order(
+    req: HttpRequest,
     engine: web::Data<Engine>,
     caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
     body: MaybeJson<RejectOrder>,
-) -> ApiResult<OrderBody> {
+) -> ApiResult<HttpResponse> {
     let (rid, oid) = path.into_inner();
     let reason = optional_text(
         "reason",
         body.0.as_ref().and_then(|b| b.reason.as_deref()),
         500,
-    )?;
-    let id = own_order(&engine, &caller, rid, oid).await?;
-    let cmd = Command::RejectByRestaurant {
-        reason: reason.unwrap_or_default(),
-    };
-    Ok(engine.apply(id, cmd).await?.into())
+    )?
+    .unwrap_or_default();
+    idempotency::run(&req, &engine, &caller, reason.as_bytes(), async {
+        let id = own_order(&engine, &caller, rid, oid).await?;
+        let order = engine
+            .apply(
+                id,
+                Command::RejectByRestaurant {
+                    reason: reason.clone(),
+                },
+            )
+            .await?;
+        Ok(Reply::ok(&OrderView::from(&order)))
+    })
+    .await
 }

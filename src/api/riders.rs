@@ -1,6 +1,6 @@
 //! `/v1/riders`: registration, availability, position, and answers to offers.
 
-use actix_web::{HttpResponse, get, post, put, web};
+use actix_web::{HttpRequest, HttpResponse, get, post, put, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -8,7 +8,7 @@ use uuid::Uuid;
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ValidJson, text};
-use super::orders::OrderBody;
+use super::idempotency::{self, Reply};
 use crate::actors::Engine;
 use crate::domain::{LatLng, OrderId, RiderId, RiderStatus};
 use crate::wire::{OrderView, RiderView};
@@ -109,13 +109,18 @@ pub async fn set_location(
     security(("bearer" = [])))]
 #[post("/v1/riders/{id}/offers/{order_id}/accept")]
 pub async fn accept_offer(
+    req: HttpRequest,
     engine: web::Data<Engine>,
     caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
-) -> ApiResult<OrderBody> {
+) -> ApiResult<HttpResponse> {
     let (id, order_id) = path.into_inner();
     let rider = caller.own_rider(RiderId(id))?;
-    Ok(engine.accept_offer(rider, OrderId(order_id)).await?.into())
+    idempotency::run(&req, &engine, &caller, b"", async {
+        let order = engine.accept_offer(rider, OrderId(order_id)).await?;
+        Ok(Reply::ok(&OrderView::from(&order)))
+    })
+    .await
 }
 
 #[utoipa::path(post, path = "/v1/riders/{id}/offers/{order_id}/reject", tag = "riders",
@@ -124,15 +129,19 @@ pub async fn accept_offer(
     security(("bearer" = [])))]
 #[post("/v1/riders/{id}/offers/{order_id}/reject")]
 pub async fn reject_offer(
+    req: HttpRequest,
     engine: web::Data<Engine>,
     caller: Caller,
     path: web::Path<(Uuid, Uuid)>,
 ) -> ApiResult<HttpResponse> {
     let (id, order_id) = path.into_inner();
     let rider = caller.own_rider(RiderId(id))?;
-    engine.reject_offer(rider, OrderId(order_id)).await?;
-    Ok(HttpResponse::Ok().json(OfferRejected {
-        order_id: OrderId(order_id),
-        rejected: true,
-    }))
+    idempotency::run(&req, &engine, &caller, b"", async {
+        engine.reject_offer(rider, OrderId(order_id)).await?;
+        Ok(Reply::ok(&OfferRejected {
+            order_id: OrderId(order_id),
+            rejected: true,
+        }))
+    })
+    .await
 }

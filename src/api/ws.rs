@@ -59,7 +59,9 @@ pub async fn connect(
         Role::Ops => Audience::Ops,
     };
     let subscription = engine.hub().subscribe(audience);
-    let limiter = req.app_data::<web::Data<RateLimiter>>().map(|l| l.clone().into_inner());
+    let limiter = req
+        .app_data::<web::Data<RateLimiter>>()
+        .map(|l| l.clone().into_inner());
     actix_web::rt::spawn(run(
         engine.into_inner(),
         limiter,
@@ -151,10 +153,12 @@ pub async fn handle_text(
         _ => return Err(ApiError::forbidden()),
     };
     match msg {
-                ClientMessage::Location { lat, lng } => {
+        ClientMessage::Location { lat, lng } => {
             let at = LatLng::parse(lat, lng).map_err(|e| ApiError::invalid(e.to_string()))?;
             if let Some(limiter) = limiter
-                && let Err(wait) = limiter.take(Class::Location, &format!("sub:{}", caller.sub)).await
+                && let Err(wait) = limiter
+                    .take(Class::Location, &format!("sub:{}", caller.sub))
+                    .await
             {
                 return Err(limits::limited(wait));
             }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 pub use batch::{Write, WriteUnit};
 pub use records::{
     CommittedEvent, CustomerRecord, HistoryCursor, JobRecord, OutboxEvent, PurgeReport,
-    RatingRecord, Recipients, RestaurantRecord, RiderRecord,
+    RatingRecord, Recipients, RestaurantRecord, RiderRecord, SavedResponse,
 };
 pub use sql::{PostgresStore, SqliteStore};
 
@@ -186,6 +186,25 @@ impl Store {
     /// Commits units of work in one transaction.
     pub async fn apply_batch(&self, units: &[WriteUnit]) -> StoreResult<BatchOutcome> {
         self.stage_batch(units).await?.commit().await
+    }
+
+    pub async fn saved_response(
+        &self,
+        subject: &str,
+        key: &str,
+    ) -> StoreResult<Option<SavedResponse>> {
+        delegate!(self.saved_response(subject, key))
+    }
+
+    /// Saves the first response for `(subject, key)`; `false` if one was already there.
+    pub async fn save_response(
+        &self,
+        subject: &str,
+        key: &str,
+        response: &SavedResponse,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool> {
+        delegate!(self.save_response(subject, key, response, at))
     }
 
     pub async fn jobs(&self) -> StoreResult<Vec<JobRecord>> {

@@ -109,3 +109,11 @@ pub struct PurgeReport {
     pub outbox_deleted: u64,
     pub idempotency_keys_deleted: u64,
 }
+
+/// The first response to an idempotent request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SavedResponse {
+    pub request_hash: String,
+    pub status: u16,
+    pub body: String,
+}

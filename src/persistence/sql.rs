@@ -14,7 +14,9 @@ use sqlx::sqlite::{
 };
 
 use super::batch::{Write, WriteUnit};
-use super::records::{CommittedEvent, JobRecord, OutboxEvent, PurgeReport, Recipients};
+use super::records::{
+    CommittedEvent, JobRecord, OutboxEvent, PurgeReport, Recipients, SavedResponse,
+};
 use super::{
     BatchOutcome, CustomerRecord, HistoryCursor, Placement, RatingRecord, RestaurantRecord,
     RiderRecord, StoreError, StoreResult,
@@ -555,6 +557,39 @@ macro_rules! sql_store {
                 Ok((tx, outcome))
             }
 
+                        pub async fn saved_response(&self, subject: &str, key: &str) -> StoreResult<Option<SavedResponse>> {
+                let row = sqlx::query(
+                    "SELECT request_hash, status, body FROM idempotent_responses WHERE subject = $1 AND key = $2",
+                )
+                .bind(subject)
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|row: $row| {
+                    let status: i64 = row.try_get("status")?;
+                    Ok(SavedResponse { request_hash: row.try_get("request_hash")?, status: status as u16, body: row.try_get("body")? })
+                })
+                .transpose()
+            }
+
+            /// Saves the first response for `(subject, key)`; `false` if one was already saved.
+            pub async fn save_response(&self, subject: &str, key: &str, response: &SavedResponse, at: DateTime<Utc>) -> StoreResult<bool> {
+                let inserted = sqlx::query(
+                    "INSERT INTO idempotent_responses (subject, key, request_hash, status, body, created_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                )
+                .bind(subject)
+                .bind(key)
+                .bind(&response.request_hash)
+                .bind(i64::from(response.status))
+                .bind(&response.body)
+                .bind(millis(at))
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(inserted == 1)
+            }
+
             pub async fn jobs(&self) -> StoreResult<Vec<JobRecord>> {
                 let rows = sqlx::query("SELECT order_id, tried, deadline FROM dispatch_jobs")
                     .fetch_all(&self.pool)
@@ -629,11 +664,16 @@ macro_rules! sql_store {
                     .bind(millis(orders_before))
                     .execute(&self.pool)
                     .await?;
-                let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                                let keys = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
                     .bind(millis(keys_before))
                     .execute(&self.pool)
                     .await?
-                    .rows_affected();
+                    .rows_affected()
+                    + sqlx::query("DELETE FROM idempotent_responses WHERE created_at < $1")
+                        .bind(millis(keys_before))
+                        .execute(&self.pool)
+                        .await?
+                        .rows_affected();
                 // Only events every consumer has passed.
                 let outbox = sqlx::query(
                     "DELETE FROM outbox WHERE created_at < $1 AND seq <= (SELECT COALESCE(MIN(seq), 0) FROM outbox_cursors)",

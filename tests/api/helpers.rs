@@ -90,7 +90,7 @@ pub struct Options {
     pub faults: bool,
     /// Overrides the store chosen by `DABBA_TEST_STORE`.
     pub database_url: Option<String>,
-        pub commit_queue: usize,
+    pub commit_queue: usize,
     /// Rate limiter backend: `None` in-process; Redis when `DABBA_TEST_LIMITER=redis`.
     pub redis_url: Option<String>,
     /// Writes per second per subject (tests default to effectively unlimited).
@@ -104,7 +104,8 @@ impl Default for Options {
             faults: true,
             database_url: None,
             commit_queue: 16_384,
-            redis_url: (std::env::var("DABBA_TEST_LIMITER").as_deref() == Ok("redis")).then(redis_url),
+            redis_url: (std::env::var("DABBA_TEST_LIMITER").as_deref() == Ok("redis"))
+                .then(redis_url),
             rate_writes_per_sec: 10_000.0,
         }
     }
@@ -154,7 +155,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         commit_queue: opts.commit_queue,
         retention_days: 365,
         fault_injection: opts.faults,
-                db_max_connections: 4,
+        db_max_connections: 4,
         redis_url: opts.redis_url,
         rate_writes_per_sec: opts.rate_writes_per_sec,
         rate_location_per_sec: 10_000.0,

@@ -8,11 +8,19 @@ use crate::outage::Proxy;
 
 fn options(redis: Option<String>) -> Options {
     // Writes: one token every 2 s, bucket of 3 (slow enough that no refill lands mid-test).
-    Options { redis_url: redis, rate_writes_per_sec: 0.5, ..Options::default() }
+    Options {
+        redis_url: redis,
+        rate_writes_per_sec: 0.5,
+        ..Options::default()
+    }
 }
 
 /// Places orders until refused; returns how many were accepted and the refusal.
-async fn place_until_limited(app: &TestApp, customer: &str, restaurant: &str) -> (usize, crate::helpers::Response, Option<String>) {
+async fn place_until_limited(
+    app: &TestApp,
+    customer: &str,
+    restaurant: &str,
+) -> (usize, crate::helpers::Response, Option<String>) {
     for placed in 0..50 {
         let mut resp = app
             .client
@@ -21,7 +29,10 @@ async fn place_until_limited(app: &TestApp, customer: &str, restaurant: &str) ->
             .send_json(&app.order_body(restaurant, north(100.0)))
             .await
             .unwrap();
-        let retry = resp.headers().get("Retry-After").map(|v| v.to_str().unwrap().to_owned());
+        let retry = resp
+            .headers()
+            .get("Retry-After")
+            .map(|v| v.to_str().unwrap().to_owned());
         let body: serde_json::Value = resp.json().await.unwrap();
         let status = resp.status().as_u16();
         if status != 201 {
@@ -41,8 +52,22 @@ async fn check_limits(app: &TestApp) {
     assert!((1..=2).contains(&retry), "{retry}");
     // Buckets are per subject and per class: another customer and reads are unaffected.
     let (_, other) = app.customer().await;
-    assert_eq!(app.post("/v1/orders", &other, app.order_body(&restaurant.0, north(10.0))).await.status, 201);
-    assert_eq!(app.get(&format!("/v1/restaurants/{}", restaurant.0), &customer).await.status, 200);
+    assert_eq!(
+        app.post(
+            "/v1/orders",
+            &other,
+            app.order_body(&restaurant.0, north(10.0))
+        )
+        .await
+        .status,
+        201
+    );
+    assert_eq!(
+        app.get(&format!("/v1/restaurants/{}", restaurant.0), &customer)
+            .await
+            .status,
+        200
+    );
 }
 
 #[actix_web::test]
@@ -60,19 +85,32 @@ async fn over_the_limit_is_429_with_retry_after_in_redis() {
 #[actix_web::test]
 async fn redis_buckets_are_shared_between_nodes() {
     let a = spawn_app_with(options(Some(redis_url()))).await;
-    let b = spawn_app_with(Options { database_url: None, ..options(Some(redis_url())) }).await;
+    let b = spawn_app_with(Options {
+        database_url: None,
+        ..options(Some(redis_url()))
+    })
+    .await;
     let restaurant = a.restaurant().await;
     let (_, customer) = a.customer().await;
     let (placed, _, _) = place_until_limited(&a, &customer, &restaurant.0).await;
     assert_eq!(placed, 3);
     // The same customer on another node draws from the same, empty, bucket.
-    let r = b.post("/v1/orders", &customer, b.order_body(&uuid::Uuid::new_v4().to_string(), north(1.0))).await;
+    let r = b
+        .post(
+            "/v1/orders",
+            &customer,
+            b.order_body(&uuid::Uuid::new_v4().to_string(), north(1.0)),
+        )
+        .await;
     assert_eq!((r.status, r.code()), (429, "rate_limited"));
 }
 
 #[actix_web::test]
 async fn a_redis_failure_falls_back_to_in_process_buckets() {
-    let target = redis_url().trim_start_matches("redis://").trim_end_matches('/').to_owned();
+    let target = redis_url()
+        .trim_start_matches("redis://")
+        .trim_end_matches('/')
+        .to_owned();
     let proxy = Proxy::start(target).await;
     let app = spawn_app_with(options(Some(format!("redis://127.0.0.1:{}", proxy.port)))).await;
     let restaurant = app.restaurant().await;
@@ -82,19 +120,41 @@ async fn a_redis_failure_falls_back_to_in_process_buckets() {
     let (placed, refused, _) = place_until_limited(&app, &customer, &restaurant.0).await;
     assert_eq!((placed, refused.status), (3, 429));
     let metrics = app.call("GET", "/metrics", None, None).await;
-    assert!(metrics.body.as_str().unwrap().contains("dabba_rate_limiter_fallback_total"));
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .unwrap()
+            .contains("dabba_rate_limiter_fallback_total")
+    );
     // Unreachable at start: in-process from the beginning, never an error.
     let dead = spawn_app_with(options(Some("redis://127.0.0.1:1".into()))).await;
-    let r = dead.post("/v1/restaurants", &dead.ops, json!({"name": "x", "location": north(0.0)})).await;
+    let r = dead
+        .post(
+            "/v1/restaurants",
+            &dead.ops,
+            json!({"name": "x", "location": north(0.0)}),
+        )
+        .await;
     assert_eq!(r.status, 201);
 }
 
 #[actix_web::test]
 async fn riders_streaming_locations_are_not_limited_by_order_writes() {
-    let app = spawn_app_with(Options { rate_writes_per_sec: 1.0, ..Options::default() }).await;
+    let app = spawn_app_with(Options {
+        rate_writes_per_sec: 1.0,
+        ..Options::default()
+    })
+    .await;
     let (id, token) = app.rider().await;
     for i in 0..30 {
-        let r = app.put(&format!("/v1/riders/{id}/location"), &token, north(i as f64)).await;
+        let r = app
+            .put(
+                &format!("/v1/riders/{id}/location"),
+                &token,
+                north(i as f64),
+            )
+            .await;
         assert_eq!(r.status, 204, "update {i}");
     }
 }

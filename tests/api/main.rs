@@ -5,6 +5,7 @@ mod auth;
 mod crash;
 mod dispatch;
 mod helpers;
+mod idempotency;
 mod limits;
 mod orders;
 mod outage;

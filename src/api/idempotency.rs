@@ -1,0 +1,143 @@
+//! `Idempotency-Key` for state-changing requests that must not act twice when retried
+//! (cancel, accept, reject): the first response is saved, per subject and key, and a retry
+//! with the same key gets it back. The same key on a different request is
+//! `422 idempotency_key_reused`. Keys are kept two days (the promise is 24 h).
+//! `POST /v1/orders` keeps its key in the same transaction as the order instead.
+
+use std::future::Future;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::HeaderMap;
+use actix_web::{HttpRequest, HttpResponse};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use super::auth::Caller;
+use super::error::{ApiError, ApiResult};
+use crate::actors::{Engine, EngineError};
+use crate::persistence::SavedResponse;
+
+/// The `Idempotency-Key` header, if any: 1 to 255 visible characters.
+pub fn key(headers: &HeaderMap) -> ApiResult<Option<String>> {
+    let Some(raw) = headers.get("Idempotency-Key") else {
+        return Ok(None);
+    };
+    raw.to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255 && k.chars().all(|c| c.is_ascii_graphic()))
+        .map(|k| Some(k.to_owned()))
+        .ok_or_else(|| ApiError::invalid("Idempotency-Key must be 1 to 255 visible characters"))
+}
+
+/// A fingerprint of what the request asks for.
+pub fn fingerprint(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    format!("{:x}", h.finalize())
+}
+
+/// A JSON reply that can be saved and replayed.
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn ok(body: &impl Serialize) -> Self {
+        // Our reply types are plain data: serialising cannot fail.
+        Self {
+            status: StatusCode::OK,
+            body: serde_json::to_string(body).expect("reply serialises"),
+        }
+    }
+
+    fn respond(self) -> HttpResponse {
+        HttpResponse::build(self.status)
+            .content_type("application/json")
+            .body(self.body)
+    }
+}
+
+fn replay(saved: SavedResponse, hash: &str) -> ApiResult<HttpResponse> {
+    if saved.request_hash != hash {
+        return Err(EngineError::IdempotencyKeyReused.into());
+    }
+    let status = StatusCode::from_u16(saved.status).unwrap_or(StatusCode::OK);
+    Ok(Reply {
+        status,
+        body: saved.body,
+    }
+    .respond())
+}
+
+/// Runs `act` unless this subject already sent this key, in which case the first response is
+/// returned; only successes are saved (a failure is safe to retry).
+pub async fn run(
+    req: &HttpRequest,
+    engine: &Engine,
+    caller: &Caller,
+    body: &[u8],
+    act: impl Future<Output = ApiResult<Reply>>,
+) -> ApiResult<HttpResponse> {
+    let Some(key) = key(req.headers())? else {
+        return act.await.map(Reply::respond);
+    };
+    let store = &engine.services().store;
+    let subject = caller.sub.to_string();
+    let hash = fingerprint(&[
+        req.method().as_str().as_bytes(),
+        req.path().as_bytes(),
+        body,
+    ]);
+    if let Some(saved) = store
+        .saved_response(&subject, &key)
+        .await
+        .map_err(EngineError::from)?
+    {
+        return replay(saved, &hash);
+    }
+    match act.await {
+        Ok(reply) => {
+            let saved = SavedResponse {
+                request_hash: hash.clone(),
+                status: reply.status.as_u16(),
+                body: reply.body,
+            };
+            if store
+                .save_response(&subject, &key, &saved, engine.now())
+                .await
+                .map_err(EngineError::from)?
+            {
+                return Ok(Reply {
+                    status: reply.status,
+                    body: saved.body,
+                }
+                .respond());
+            }
+            // A concurrent retry with the same key won: answer as it did.
+            let first = store
+                .saved_response(&subject, &key)
+                .await
+                .map_err(EngineError::from)?;
+            first.map_or(
+                Ok(Reply {
+                    status: reply.status,
+                    body: saved.body,
+                }
+                .respond()),
+                |s| replay(s, &hash),
+            )
+        }
+        Err(e) => {
+            // Failed because a concurrent request with the same key already acted?
+            match store.saved_response(&subject, &key).await {
+                Ok(Some(saved)) if saved.request_hash == hash => replay(saved, &hash),
+                _ => Err(e),
+            }
+        }
+    }
+}
