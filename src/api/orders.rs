@@ -246,6 +246,8 @@ pub async fn update(
     id: web::Path<Uuid>,
     body: ValidJson<UpdateOrder>,
 ) -> ApiResult<OrderBody> {
+    // Who may touch the order is decided before what they sent is judged.
+    let order = own_order(&engine, &caller, *id).await?;
     let body = body.0;
     if body.delivery.is_none() && body.deliver_at.is_none() {
         return Err(ApiError::invalid("give delivery, deliver_at or both"));
@@ -254,7 +256,6 @@ pub async fn update(
         delivery: body.delivery.as_ref().map(delivery).transpose()?,
         deliver_at: deliver_at(body.deliver_at, engine.now())?,
     };
-    let order = own_order(&engine, &caller, *id).await?;
     Ok(engine.apply(order.id, cmd).await?.into())
 }
 
@@ -324,12 +325,12 @@ pub async fn rate(
     id: web::Path<Uuid>,
     body: ValidJson<RateOrder>,
 ) -> ApiResult<HttpResponse> {
+    let order = own_order(&engine, &caller, *id).await?;
     let body = body.0;
     if !(1..=5).contains(&body.stars) {
         return Err(ApiError::invalid("stars must be 1 to 5"));
     }
     let comment = optional_text("comment", body.comment.as_deref(), 1_000)?;
-    let order = own_order(&engine, &caller, *id).await?;
     let restaurant = engine.rate(&order, body.stars, comment.clone()).await?;
     Ok(HttpResponse::Created().json(Rated {
         order_id: order.id,

@@ -426,6 +426,17 @@ impl Ws {
         }
     }
 
+    /// True if nothing but pings arrives within `wait`.
+    pub async fn silent_for(&mut self, wait: Duration) -> bool {
+        loop {
+            match tokio::time::timeout(wait, self.framed.next()).await {
+                Err(_) => return true,
+                Ok(Some(Ok(ws::Frame::Ping(_) | ws::Frame::Pong(_)))) => continue,
+                Ok(_) => return false,
+            }
+        }
+    }
+
     /// Skips messages until one matches `pred`.
     pub async fn until(&mut self, mut pred: impl FnMut(&Value) -> bool) -> Value {
         loop {

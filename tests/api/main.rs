@@ -2,6 +2,7 @@
 //! PostgreSQL with `DABBA_TEST_STORE=postgres` (the test command runs both).
 
 mod auth;
+mod authz;
 mod crash;
 mod dispatch;
 mod helpers;
