@@ -87,4 +87,7 @@ else
   echo "WARNING: PostgreSQL is not reachable at $PG_HOST:$PG_PORT; the PostgreSQL pass was SKIPPED." >&2
   echo "         Start it, or set DABBA_TEST_PG_URL. Under CI=true this is a failure." >&2
 fi
+log "fuzzing the API with schemathesis against its OpenAPI document"
+bash scripts/fuzz-api.sh
+
 log "all tests passed"

@@ -7,6 +7,8 @@ pub mod auth;
 pub mod customers;
 pub mod error;
 pub mod extract;
+#[cfg(test)]
+mod fuzz;
 pub mod idempotency;
 pub mod limits;
 pub mod ops;

@@ -138,7 +138,8 @@ fn deliver_at(
     }
 }
 
-fn items(input: &[ItemInput]) -> Result<Vec<Item>, ApiError> {
+/// Items as the engine takes them: 1 to 100 lines, bounded quantities and prices.
+pub fn validate_items(input: &[ItemInput]) -> Result<Vec<Item>, ApiError> {
     if input.is_empty() || input.len() > MAX_ITEMS {
         return Err(ApiError::invalid(format!(
             "items must hold 1 to {MAX_ITEMS} entries"
@@ -197,7 +198,7 @@ pub async fn place(
     let request = NewOrderRequest {
         customer_id,
         restaurant_id: body.restaurant_id,
-        items: items(&body.items)?,
+        items: validate_items(&body.items)?,
         delivery: delivery(&body.delivery)?,
         deliver_at: deliver_at(body.deliver_at, engine.now())?,
     };

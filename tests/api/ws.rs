@@ -139,3 +139,23 @@ async fn a_reject_over_the_websocket_moves_the_offer_on() {
     );
     assert_eq!(app.rider_state(&r1).await["offer"], serde_json::Value::Null);
 }
+
+#[actix_web::test]
+async fn an_oversized_frame_closes_the_socket_and_the_server_carries_on() {
+    let app = spawn_app().await;
+    let (_, token) = app.rider().await;
+    let mut ws = app.ws(&token).await;
+    let huge = format!(
+        "{{\"type\":\"location\",\"pad\":\"{}\"}}",
+        "x".repeat(64 * 1024)
+    );
+    ws.send_text(&huge).await;
+    assert!(ws.closed_with().await.is_some(), "the socket was closed");
+    // Everyone else is fine.
+    let mut again = app.ws(&token).await;
+    again.send_text("{}").await;
+    assert_eq!(
+        again.until(is_type("error")).await["error"]["code"],
+        "invalid_request"
+    );
+}

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Fuzzes the running API from its own OpenAPI document with schemathesis (PyPI): every
+# operation, generated and mutated inputs, stateful sequences. Fails on any 5xx.
+#
+#   FUZZ_MAX_EXAMPLES  examples per operation and phase (default 20)
+#   FUZZ_SEED          reproduce a run (printed at the end of each run)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV=target/fuzz-venv
+if [ ! -x "$VENV/bin/schemathesis" ]; then
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check schemathesis==4.32.5
+fi
+
+cargo build --quiet --bin dabba
+WORK=$(mktemp -d)
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+# Limits off: the fuzzer is one subject sending thousands of requests.
+DABBA_BIND=127.0.0.1:$PORT DABBA_DATA_DIR="$WORK/data" DABBA_JWT_SECRET=fuzz \
+  DABBA_RATE_WRITES_PER_SEC=1000000 DABBA_RATE_READS_PER_SEC=1000000 DABBA_RATE_LOCATION_PER_SEC=1000000 \
+  RUST_LOG=warn target/debug/dabba serve >"$WORK/server.log" 2>&1 &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
+for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+
+OPS=$(DABBA_JWT_SECRET=fuzz target/debug/dabba token --role ops --sub 00000000-0000-0000-0000-000000000001)
+SEED_ARGS=()
+[ -n "${FUZZ_SEED:-}" ] && SEED_ARGS=(--seed "$FUZZ_SEED")
+status=0
+"$VENV/bin/schemathesis" run "http://127.0.0.1:$PORT/openapi.json" \
+  --checks not_a_server_error --max-examples "${FUZZ_MAX_EXAMPLES:-20}" \
+  -H "Authorization: Bearer $OPS" "${SEED_ARGS[@]}" \
+  --report ndjson --report-ndjson-path "$WORK/run.ndjson" || status=$?
+
+total=$(grep -o '"status_code": *[0-9]*' "$WORK/run.ndjson" | wc -l)
+server_errors=$(grep -o '"status_code": *5[0-9][0-9]' "$WORK/run.ndjson" | wc -l || true)
+echo "schemathesis: $total requests, $server_errors with a 5xx status"
+echo "by status:"; grep -o '"status_code": *[0-9]*' "$WORK/run.ndjson" | sed 's/.*: *//' | sort | uniq -c | sort -rn
+if [ "$status" -ne 0 ] || [ "$server_errors" -ne 0 ]; then
+  echo "--- server log ---"; tail -50 "$WORK/server.log"
+  exit 1
+fi
