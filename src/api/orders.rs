@@ -54,20 +54,25 @@ pub fn visible_order(caller: &Caller, order: &Order) -> bool {
 
 #[derive(Deserialize, Serialize, ToSchema)]
 pub struct ItemInput {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(minimum = 1, maximum = 1000)]
     pub quantity: u32,
+    #[schema(minimum = 0, maximum = 10_000_000)]
     pub unit_price_cents: i64,
 }
 
 #[derive(Deserialize, Serialize, ToSchema)]
 pub struct DeliveryInput {
     pub location: LatLng,
+    #[schema(min_length = 1, max_length = 500)]
     pub address: String,
 }
 
 #[derive(Deserialize, Serialize, ToSchema)]
 pub struct PlaceOrder {
     pub restaurant_id: RestaurantId,
+    #[schema(min_items = 1, max_items = 100)]
     pub items: Vec<ItemInput>,
     pub delivery: DeliveryInput,
     #[serde(default)]
@@ -84,6 +89,7 @@ pub struct UpdateOrder {
 
 #[derive(Deserialize, ToSchema)]
 pub struct RateOrder {
+    #[schema(minimum = 1, maximum = 5)]
     pub stars: u8,
     #[serde(default)]
     pub comment: Option<String>,
@@ -112,6 +118,7 @@ pub struct OrderPage {
 
 #[derive(Deserialize, IntoParams)]
 pub struct PageQuery {
+    #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
     pub before: Option<String>,
 }

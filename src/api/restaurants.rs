@@ -15,13 +15,16 @@ use crate::wire::{OrderView, RestaurantView};
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateRestaurant {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     pub location: LatLng,
 }
 
 #[derive(Deserialize, IntoParams)]
 pub struct NearQuery {
+    #[param(minimum = -90.0, maximum = 90.0)]
     pub lat: f64,
+    #[param(minimum = -180.0, maximum = 180.0)]
     pub lng: f64,
 }
 

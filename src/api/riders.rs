@@ -15,6 +15,7 @@ use crate::wire::{OrderView, RiderView};
 
 #[derive(Deserialize, ToSchema)]
 pub struct CreateRider {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
 }
 
@@ -84,7 +85,9 @@ pub async fn set_status(
 
 #[derive(Deserialize, ToSchema)]
 pub struct LocationInput {
+    #[schema(minimum = -90.0, maximum = 90.0)]
     pub lat: f64,
+    #[schema(minimum = -180.0, maximum = 180.0)]
     pub lng: f64,
 }
 
