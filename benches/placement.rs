@@ -202,6 +202,11 @@ async fn pgbench_run(admin: &str, clients: usize, seconds: u64) -> anyhow::Resul
 }
 
 fn main() -> anyhow::Result<()> {
+    // `cargo test --benches` runs bench binaries too: this one needs PostgreSQL and a minute.
+    if !std::env::args().any(|a| a == "--bench") {
+        println!("placement: run it with `cargo bench --bench placement`");
+        return Ok(());
+    }
     let clients: usize = env_or("BENCH_CLIENTS", 32);
     let seconds: u64 = env_or("BENCH_SECONDS", 10);
     let admin = std::env::var("BENCH_PG_URL")

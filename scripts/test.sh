@@ -72,7 +72,7 @@ fi
 export DABBA_TEST_REDIS_URL="$REDIS_URL_TEST"
 
 log "unit, property and API tests on the embedded SQLite store, in-process rate limits"
-cargo test --all-targets
+cargo test
 
 if ensure_postgres; then
   drop_test_databases

@@ -742,8 +742,7 @@ macro_rules! sql_store {
             }
 
             pub async fn unfinished_orders(&self) -> StoreResult<Vec<Order>> {
-                let rows = sqlx::query("SELECT body FROM orders WHERE terminal = $1 ORDER BY placed_at")
-                    .bind(false)
+                let rows = sqlx::query("SELECT body FROM orders WHERE NOT terminal ORDER BY placed_at")
                     .fetch_all(&self.pool)
                     .await?;
                 rows.iter()
