@@ -58,14 +58,14 @@ pub struct ServeConfig {
     /// `redis://…`: rate-limit buckets shared in Redis; unset keeps them in-process.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
-    /// Order writes per second per subject (bucket of 6× this).
-    #[arg(long, env = "DABBA_RATE_WRITES_PER_SEC", default_value_t = 5.0)]
+    /// Order writes per second per subject (bucket of 10× this).
+    #[arg(long, env = "DABBA_RATE_WRITES_PER_SEC", default_value_t = 20.0)]
     pub rate_writes_per_sec: f64,
-    /// Location updates per second per rider (bucket of 4× this).
-    #[arg(long, env = "DABBA_RATE_LOCATION_PER_SEC", default_value_t = 5.0)]
+    /// Location updates per second per rider (bucket of 10× this).
+    #[arg(long, env = "DABBA_RATE_LOCATION_PER_SEC", default_value_t = 10.0)]
     pub rate_location_per_sec: f64,
-    /// Reads per second per subject (bucket of 5× this).
-    #[arg(long, env = "DABBA_RATE_READS_PER_SEC", default_value_t = 20.0)]
+    /// Reads per second per subject (bucket of 10× this).
+    #[arg(long, env = "DABBA_RATE_READS_PER_SEC", default_value_t = 100.0)]
     pub rate_reads_per_sec: f64,
     /// Most database connections the server opens.
     #[arg(long, env = "DABBA_DB_MAX_CONNECTIONS", default_value_t = 16)]
@@ -82,6 +82,10 @@ fn parse_flag(s: &str) -> Result<bool, String> {
         other => Err(format!("expected 1/0 or true/false, got {other:?}")),
     }
 }
+
+/// Each bucket holds this many seconds of its rate: bursty apps (a screen opening, a retry
+/// storm after a tunnel) pass, a script sending thousands a second does not.
+const BURST_SECONDS: f64 = 10.0;
 
 impl ServeConfig {
     /// The store URL, creating the data directory for the embedded default.
@@ -117,9 +121,9 @@ impl ServeConfig {
             burst: (per_sec * burst).max(1.0),
         };
         Limits {
-            writes: rate(self.rate_writes_per_sec, 6.0),
-            location: rate(self.rate_location_per_sec, 4.0),
-            reads: rate(self.rate_reads_per_sec, 5.0),
+            writes: rate(self.rate_writes_per_sec, BURST_SECONDS),
+            location: rate(self.rate_location_per_sec, BURST_SECONDS),
+            reads: rate(self.rate_reads_per_sec, BURST_SECONDS),
         }
     }
 

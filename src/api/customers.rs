@@ -14,9 +14,17 @@ use crate::domain::CustomerId;
 pub struct CreateCustomer {
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
-    #[schema(min_length = 1, max_length = 32, pattern = r"^[0-9+() -]*[0-9][0-9+() -]*$")]
+    #[schema(
+        min_length = 1,
+        max_length = 32,
+        pattern = r"^[0-9+() -]*[0-9][0-9+() -]*$"
+    )]
     pub phone: String,
-    #[schema(min_length = 3, max_length = 254, pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+    #[schema(
+        min_length = 3,
+        max_length = 254,
+        pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+    )]
     pub email: String,
 }
 

@@ -7,7 +7,7 @@ use crate::helpers::{Options, TestApp, north, redis_url, spawn_app_with};
 use crate::outage::Proxy;
 
 fn options(redis: Option<String>) -> Options {
-    // Writes: one token every 2 s, bucket of 3 (slow enough that no refill lands mid-test).
+    // Writes: one token every 2 s, bucket of 5 (slow enough that no refill lands mid-test).
     Options {
         redis_url: redis,
         rate_writes_per_sec: 0.5,
@@ -46,7 +46,7 @@ async fn check_limits(app: &TestApp) {
     let restaurant = app.restaurant().await;
     let (_, customer) = app.customer().await;
     let (placed, refused, retry) = place_until_limited(app, &customer, &restaurant.0).await;
-    assert_eq!(placed, 3, "the burst is 3");
+    assert_eq!(placed, 5, "the burst is 5 (10 s of 0.5/s)");
     assert_eq!((refused.status, refused.code()), (429, "rate_limited"));
     let retry: u32 = retry.expect("Retry-After").parse().unwrap();
     assert!((1..=2).contains(&retry), "{retry}");
@@ -93,7 +93,7 @@ async fn redis_buckets_are_shared_between_nodes() {
     let restaurant = a.restaurant().await;
     let (_, customer) = a.customer().await;
     let (placed, _, _) = place_until_limited(&a, &customer, &restaurant.0).await;
-    assert_eq!(placed, 3);
+    assert_eq!(placed, 5);
     // The same customer on another node draws from the same, empty, bucket.
     let r = b
         .post(
@@ -118,7 +118,7 @@ async fn a_redis_failure_falls_back_to_in_process_buckets() {
     // Requests keep working; limits still apply, from the in-process buckets.
     let (_, customer) = app.customer().await;
     let (placed, refused, _) = place_until_limited(&app, &customer, &restaurant.0).await;
-    assert_eq!((placed, refused.status), (3, 429));
+    assert_eq!((placed, refused.status), (5, 429));
     let metrics = app.call("GET", "/metrics", None, None).await;
     assert!(
         metrics
