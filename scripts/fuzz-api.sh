@@ -4,6 +4,8 @@
 #
 #   FUZZ_MAX_EXAMPLES  examples per operation and phase (default 20)
 #   FUZZ_SEED          reproduce a run (printed at the end of each run)
+#   FUZZ_DATABASE_URL  run the server on this database (default: embedded SQLite)
+#   FUZZ_REDIS_URL     rate-limit buckets in this Redis (default: in-process)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +19,8 @@ cargo build --quiet --bin dabba
 WORK=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 # Limits off: the fuzzer is one subject sending thousands of requests.
-DABBA_BIND=127.0.0.1:$PORT DABBA_DATA_DIR="$WORK/data" DABBA_JWT_SECRET=fuzz \
+env ${FUZZ_DATABASE_URL:+DATABASE_URL=$FUZZ_DATABASE_URL} ${FUZZ_REDIS_URL:+REDIS_URL=$FUZZ_REDIS_URL} \
+  DABBA_BIND=127.0.0.1:$PORT DABBA_DATA_DIR="$WORK/data" DABBA_JWT_SECRET=fuzz \
   DABBA_RATE_WRITES_PER_SEC=1000000 DABBA_RATE_READS_PER_SEC=1000000 DABBA_RATE_LOCATION_PER_SEC=1000000 \
   RUST_LOG=warn target/debug/dabba serve >"$WORK/server.log" 2>&1 &
 SERVER=$!
@@ -35,7 +38,9 @@ status=0
 
 total=$(grep -o '"status_code": *[0-9]*' "$WORK/run.ndjson" | wc -l)
 server_errors=$(grep -o '"status_code": *5[0-9][0-9]' "$WORK/run.ndjson" | wc -l || true)
-echo "schemathesis: $total requests, $server_errors with a 5xx status"
+backends="sqlite, in-process limits"
+[ -n "${FUZZ_DATABASE_URL:-}" ] && backends="postgresql, ${FUZZ_REDIS_URL:+redis }limits"
+echo "schemathesis ($backends): $total requests, $server_errors with a 5xx status"
 echo "by status:"; grep -o '"status_code": *[0-9]*' "$WORK/run.ndjson" | sed 's/.*: *//' | sort | uniq -c | sort -rn
 if [ "$status" -ne 0 ] || [ "$server_errors" -ne 0 ]; then
   echo "--- server log ---"; tail -50 "$WORK/server.log"

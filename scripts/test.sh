@@ -78,6 +78,9 @@ if ensure_postgres; then
   drop_test_databases
   log "API tests on PostgreSQL ($PG_HOST:$PG_PORT) with Redis rate limits ($REDIS_HOST:$REDIS_PORT)"
   DABBA_TEST_STORE=postgres DABBA_TEST_LIMITER=redis DABBA_TEST_PG_URL="$PG_URL" cargo test --test api
+  log "fuzzing the API on PostgreSQL + Redis with schemathesis"
+  psql "$PG_URL" -qc "CREATE DATABASE dabba_test_fuzz" >/dev/null
+  FUZZ_DATABASE_URL="${PG_URL%/*}/dabba_test_fuzz" FUZZ_REDIS_URL="$REDIS_URL_TEST" bash scripts/fuzz-api.sh
   drop_test_databases
 elif [ "${CI:-}" = "true" ]; then
   echo "PostgreSQL is not reachable at $PG_HOST:$PG_PORT and could not be started." >&2
@@ -87,7 +90,7 @@ else
   echo "WARNING: PostgreSQL is not reachable at $PG_HOST:$PG_PORT; the PostgreSQL pass was SKIPPED." >&2
   echo "         Start it, or set DABBA_TEST_PG_URL. Under CI=true this is a failure." >&2
 fi
-log "fuzzing the API with schemathesis against its OpenAPI document"
+log "fuzzing the API on the embedded defaults with schemathesis"
 bash scripts/fuzz-api.sh
 
 log "all tests passed"
