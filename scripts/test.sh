@@ -93,4 +93,7 @@ fi
 log "fuzzing the API on the embedded defaults with schemathesis"
 bash scripts/fuzz-api.sh
 
+log "load generator smoke run (10 s, no thresholds)"
+bash scripts/load-smoke.sh
+
 log "all tests passed"

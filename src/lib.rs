@@ -16,6 +16,7 @@ pub mod demo;
 pub mod domain;
 pub mod events;
 pub mod geo;
+pub mod load;
 pub mod persistence;
 pub mod startup;
 pub mod telemetry;

@@ -30,6 +30,8 @@ enum Cmd {
         #[command(flatten)]
         city: dabba::demo::CityConfig,
     },
+    /// Drive a running server through its public API and report latency per flow.
+    Load(dabba::load::LoadConfig),
     /// Print a bearer token signed with `DABBA_JWT_SECRET`.
     Token {
         #[arg(long, value_enum)]
@@ -68,6 +70,8 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Serve(config) => actix_web::rt::System::new().block_on(serve(config)),
+        Cmd::Load(config) => actix_web::rt::System::new()
+            .block_on(async move { dabba::load::run(config).await.map(|_| ()) }),
         Cmd::Demo { config, city } => actix_web::rt::System::new().block_on(async move {
             let app = Application::build(&config).await?;
             let base = format!("http://127.0.0.1:{}", app.port());

@@ -66,17 +66,19 @@ impl Hub {
     }
 
     pub fn send(&self, audiences: &[Audience], msg: &ServerMessage) {
-        self.send_text(audiences, msg.to_json().into());
+        self.send_text(audiences, &msg.to_json());
     }
 
-    /// Sends an already serialised message.
-    pub fn send_text(&self, audiences: &[Audience], text: Arc<str>) {
+    /// Sends an already serialised JSON object, stamped with the send time.
+    pub fn send_text(&self, audiences: &[Audience], text: &str) {
         let mut lagging = Vec::new();
         {
             let subs = self.subscribers.read().unwrap_or_else(|p| p.into_inner());
+            let mut stamped: Option<Arc<str>> = None;
             for audience in audiences {
                 for (id, tx) in subs.get(audience).into_iter().flatten() {
-                    if tx.try_send(text.clone()).is_err() {
+                    let text = stamped.get_or_insert_with(|| stamp(text)).clone();
+                    if tx.try_send(text).is_err() {
                         lagging.push((*audience, *id));
                     }
                 }
@@ -95,5 +97,25 @@ impl Hub {
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Subscribers> {
         // A panic while holding the lock cannot leave the map half-updated: recover it.
         self.subscribers.write().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// Adds `"sent_at_us"` (the server's send time, Unix microseconds) to a JSON object, so that
+/// clients and the load generator can measure push latency.
+fn stamp(object: &str) -> Arc<str> {
+    let now = chrono::Utc::now().timestamp_micros();
+    match object.strip_suffix('}') {
+        Some(head) if head.len() > 1 => format!("{head},\"sent_at_us\":{now}}}").into(),
+        _ => object.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pushes_carry_their_send_time() {
+        let v: serde_json::Value = serde_json::from_str(&super::stamp(r#"{"type":"x"}"#)).unwrap();
+        assert_eq!(v["type"], "x");
+        assert!(v["sent_at_us"].as_i64().unwrap() > 1_700_000_000_000_000);
     }
 }

@@ -92,7 +92,7 @@ impl Relay {
         if let Some(rider) = e.to.rider {
             to.push(Audience::Rider(rider));
         }
-        self.hub.send_text(&to, e.payload.clone());
+        self.hub.send_text(&to, &e.payload);
     }
 }
 
