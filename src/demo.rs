@@ -136,7 +136,9 @@ async fn simulate(base: String, secret: String, config: CityConfig) -> anyhow::R
     let ops = keys.mint(Role::Ops, Uuid::new_v4(), chrono::Duration::days(1));
     let city = City {
         base,
+        // Every socket holds a connection: awc's default cap of 100 would starve requests.
         client: awc::Client::builder()
+            .connector(awc::Connector::new().limit(0))
             .timeout(Duration::from_secs(10))
             .finish(),
         keys,

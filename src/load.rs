@@ -278,7 +278,9 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Summary> {
     let ops = keys.mint(Role::Ops, Uuid::new_v4(), chrono::Duration::days(1));
     let api = Api {
         base: cfg.url.trim_end_matches('/').to_owned(),
+        // Every socket holds a connection: awc's default cap of 100 would starve requests.
         client: awc::Client::builder()
+            .connector(awc::Connector::new().limit(0))
             .timeout(Duration::from_secs(30))
             .finish(),
     };
