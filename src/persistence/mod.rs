@@ -143,10 +143,6 @@ impl Store {
         delegate!(self.insert_customer(c))
     }
 
-    pub async fn customer(&self, id: CustomerId) -> StoreResult<Option<CustomerRecord>> {
-        delegate!(self.customer(id))
-    }
-
     pub async fn riders(&self) -> StoreResult<Vec<RiderRecord>> {
         delegate!(self.riders())
     }

@@ -403,22 +403,6 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            pub async fn customer(&self, id: CustomerId) -> StoreResult<Option<CustomerRecord>> {
-                let row = sqlx::query("SELECT id, name, phone, email FROM customers WHERE id = $1")
-                    .bind(id.to_string())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.map(|row: $row| {
-                    Ok(CustomerRecord {
-                        id: parse_id(row.try_get("id")?)?,
-                        name: row.try_get("name")?,
-                        phone: row.try_get("phone")?,
-                        email: row.try_get("email")?,
-                    })
-                })
-                .transpose()
-            }
-
                         /// Runs `units` in one open transaction, to be committed by the caller; the outcome
             /// holds each unit's placement result and the outbox events in commit order.
             pub async fn stage_batch(&self, units: &[WriteUnit]) -> StoreResult<(sqlx::Transaction<'static, $db>, BatchOutcome)> {
