@@ -87,6 +87,13 @@ pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
             "{field} must be at most {max} characters"
         )));
     }
+    // NUL and other control characters are never meant (and PostgreSQL refuses NUL);
+    // line breaks and tabs are, in addresses and comments.
+    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+        return Err(ApiError::invalid(format!(
+            "{field} must not contain control characters"
+        )));
+    }
     Ok(v.to_owned())
 }
 
