@@ -20,7 +20,7 @@ use crate::domain::{
     Command, CustomerId, Delivery, LatLng, Order, OrderId, RiderId, RiderStatus, Stage,
 };
 use crate::events::hub::Audience;
-use crate::geo::PointIndex;
+use crate::geo::{PointIndex, distance_m};
 use crate::persistence::{JobRecord, RiderRecord, Write, WriteUnit};
 use crate::wire::{OfferRestaurant, OfferView, RiderView, ServerMessage};
 
@@ -292,15 +292,18 @@ impl Dispatcher {
 
     /// Enqueues the writes now (so they commit in the order the state changed) without
     /// waiting for them.
-    fn persist(&self, writes: Vec<Write>, ctx: &mut Context<Self>) {
+    ///
+    /// The wait for the commit runs as a plain task, not on the actor's context: actix polls
+    /// every future spawned on a context each time it wakes, so thousands of commits in
+    /// flight made every dispatcher message cost thousands of polls.
+    fn persist(&self, writes: Vec<Write>, _ctx: &mut Context<Self>) {
         if writes.is_empty() {
             return;
         }
-        ctx.spawn(
+        actix_rt::spawn(
             self.services
                 .writer
-                .submit_detached(WriteUnit::new(writes), "dispatch state")
-                .into_actor(self),
+                .submit_detached(WriteUnit::new(writes), "dispatch state"),
         );
     }
 
@@ -378,13 +381,24 @@ impl Dispatcher {
 
     /// Offers every waiting order, oldest first (each may now find a rider).
     fn offer_waiting(&mut self, ctx: &mut Context<Self>) {
+        self.offer_waiting_where(|_| true, ctx);
+    }
+
+    /// Offers the waiting orders whose restaurant is within reach of `at`, oldest first: a
+    /// free rider moving can only have brought those in range, so the others need no search.
+    fn offer_waiting_near(&mut self, at: LatLng, ctx: &mut Context<Self>) {
+        let radius = self.services.policy.radius_m;
+        self.offer_waiting_where(|job| distance_m(job.restaurant.location, at) <= radius, ctx);
+    }
+
+    fn offer_waiting_where(&mut self, pick: impl Fn(&Job) -> bool, ctx: &mut Context<Self>) {
         if self.available.is_empty() {
             return;
         }
         let mut waiting: Vec<(u64, OrderId)> = self
             .jobs
             .iter()
-            .filter(|(_, j)| j.state == JobState::Waiting)
+            .filter(|(_, j)| j.state == JobState::Waiting && pick(j))
             .map(|(id, j)| (j.seq, *id))
             .collect();
         waiting.sort_unstable();
@@ -486,17 +500,14 @@ impl Dispatcher {
         overdue
     }
 
-    fn give_up(&self, orders: Vec<OrderId>, ctx: &mut Context<Self>) {
+    fn give_up(&self, orders: Vec<OrderId>) {
         for order_id in orders {
             if let Some(addr) = self.services.directory.order(order_id) {
-                ctx.spawn(
-                    async move {
-                        if let Err(error) = addr.send(ApplyCommand(Command::GiveUpDispatch)).await {
-                            tracing::error!(%order_id, %error, "could not end undispatched order");
-                        }
+                actix_rt::spawn(async move {
+                    if let Err(error) = addr.send(ApplyCommand(Command::GiveUpDispatch)).await {
+                        tracing::error!(%order_id, %error, "could not end undispatched order");
                     }
-                    .into_actor(self),
-                );
+                });
             }
         }
     }
@@ -543,7 +554,7 @@ impl Actor for Dispatcher {
         }
         ctx.run_interval(self.services.timings.tick, |act, ctx| {
             let overdue = act.tick(ctx);
-            act.give_up(overdue, ctx);
+            act.give_up(overdue);
         });
         // Positions are telemetry: written in batches rather than on every update.
         ctx.run_interval(Duration::from_secs(2), |act, ctx| act.flush_moved(ctx));
@@ -703,10 +714,12 @@ impl Handler<UpdateLocation> for Dispatcher {
         );
         // A rider newly able to take orders, or moving while free, may be in range of a
         // waiting order now.
-        if self.available.contains(msg.rider)
-            && (!was_indexed || self.jobs.values().any(|j| j.state == JobState::Waiting))
-        {
-            self.offer_waiting(ctx);
+        if self.available.contains(msg.rider) {
+            if was_indexed {
+                self.offer_waiting_near(msg.at, ctx);
+            } else {
+                self.offer_waiting(ctx);
+            }
         }
         Ok(())
     }

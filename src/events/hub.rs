@@ -65,8 +65,15 @@ impl Hub {
         }
     }
 
+    /// Serialises `msg` only if somebody listens: most rider positions reach nobody.
     pub fn send(&self, audiences: &[Audience], msg: &ServerMessage) {
-        self.send_text(audiences, &msg.to_json());
+        let listened = {
+            let subs = self.subscribers.read().unwrap_or_else(|p| p.into_inner());
+            audiences.iter().any(|a| subs.contains_key(a))
+        };
+        if listened {
+            self.send_text(audiences, &msg.to_json());
+        }
     }
 
     /// Sends an already serialised JSON object, stamped with the send time.
