@@ -26,14 +26,20 @@ trap cleanup EXIT
 for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 # CPU seconds (user + system) of a process and its threads, or of every process of a user.
 cpu_of_pid() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
-cpu_of_user() { ps -u "$1" -o times= 2>/dev/null | awk '{s += $1} END {printf "%.1f", s}'; }
+cpu_of_user() {
+  local t=0 pid
+  for pid in $(pgrep -u "$1"); do t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0))); done
+  echo "scale=1; $t / $(getconf CLK_TCK)" | bc
+}
+# Busy CPU seconds of the whole machine (all but idle and iowait).
+cpu_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.1f", ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
 echo "server pid $SERVER on port $PORT" >&2
-server0=$(cpu_of_pid "$SERVER"); pg0=$(cpu_of_user postgres); REDIS_PID=$(pgrep -o redis-server || echo self); redis0=$(cpu_of_pid "$REDIS_PID")
+busy0=$(cpu_busy); server0=$(cpu_of_pid "$SERVER"); pg0=$(cpu_of_user postgres); REDIS_PID=$(pgrep -o redis-server || echo self); redis0=$(cpu_of_pid "$REDIS_PID")
 start=$(date +%s.%N)
 DABBA_JWT_SECRET=bench /usr/bin/time -f "%U %S" -o "$WORK/load.time" \
   target/release/dabba load --url "http://127.0.0.1:$PORT" "$@"
 wall=$(echo "$(date +%s.%N) - $start" | bc)
-server1=$(cpu_of_pid "$SERVER"); pg1=$(cpu_of_user postgres); redis1=$(cpu_of_pid "$REDIS_PID")
+busy1=$(cpu_busy); server1=$(cpu_of_pid "$SERVER"); pg1=$(cpu_of_user postgres); redis1=$(cpu_of_pid "$REDIS_PID")
 read -r lu ls <"$WORK/load.time"
 {
   echo "wall ${wall%???????}s; CPU seconds over the run (2 cores = $(echo "2 * $wall" | bc | cut -d. -f1)s available):"
@@ -41,5 +47,6 @@ read -r lu ls <"$WORK/load.time"
   echo "  dabba load   $(echo "$lu + $ls" | bc)"
   echo "  postgres     $(echo "$pg1 - $pg0" | bc)"
   echo "  redis        $(echo "$redis1 - $redis0" | bc)"
+  echo "  machine busy $(echo "$busy1 - $busy0" | bc)"
   echo "server RSS: $(awk '/VmRSS/ {print $2, $3}' "/proc/$SERVER/status")"
 } >&2

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use actix_codec::Framed;
 use anyhow::Context as _;
 use awc::ws;
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{SinkExt, StreamExt, TryStreamExt};
 use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -38,6 +38,10 @@ pub struct LoadConfig {
     /// Riders on WebSockets.
     #[arg(long, default_value_t = 200)]
     pub riders: usize,
+    /// Riders registered, placed and available but without a socket (the idle fleet, e.g.
+    /// for measuring memory per rider): they take no offers' answers, so offers to them time out.
+    #[arg(long, default_value_t = 0)]
+    pub idle_riders: usize,
     #[arg(long, default_value_t = 50)]
     pub restaurants: usize,
     #[arg(long, default_value_t = 200)]
@@ -153,6 +157,10 @@ pub struct Summary {
     pub duration_s: f64,
     pub flows: std::collections::BTreeMap<String, FlowSummary>,
     pub ws_connections_held: u64,
+    /// Location updates the server counted (`dabba_location_updates_total`) during the run,
+    /// and their rate: what was ingested, not just what was sent.
+    pub server_location_updates: Option<u64>,
+    pub server_location_updates_per_s: Option<f64>,
     pub seed: u64,
 }
 
@@ -162,6 +170,8 @@ struct State {
     /// When the restaurant's accept was sent, per order: the start of `offer_delivery`.
     accepted_at: HashMap<String, Instant>,
     ws_open: u64,
+    /// Riders stream positions while true (the open-loop phase).
+    moving: bool,
     stop: bool,
 }
 
@@ -240,7 +250,7 @@ impl Api {
         }
     }
 
-    async fn socket(&self, token: &str) -> anyhow::Result<Framed<awc::BoxedSocket, ws::Codec>> {
+    async fn socket(&self, token: &str) -> anyhow::Result<Socket> {
         let url = format!(
             "{}/v1/ws?token={token}",
             self.base.replacen("http", "ws", 1)
@@ -254,6 +264,25 @@ impl Api {
             .map_err(|e| anyhow::anyhow!("websocket: {e}"))?;
         Ok(socket)
     }
+}
+
+type Socket = Framed<awc::BoxedSocket, ws::Codec>;
+
+/// Requests and socket handshakes in flight while setting up.
+const SETUP_CONCURRENCY: usize = 64;
+
+/// Reads one counter from the server's `/metrics` (None if absent or unreachable).
+async fn server_counter(api: &Api, token: &str, name: &str) -> Option<f64> {
+    let req = api
+        .client
+        .get(format!("{}/metrics", api.base))
+        .insert_header(("Authorization", format!("Bearer {token}")));
+    let mut resp = req.send().await.ok()?;
+    let body = resp.body().limit(16 << 20).await.ok()?;
+    std::str::from_utf8(&body).ok()?.lines().find_map(|line| {
+        let rest = line.strip_prefix(name)?;
+        rest.trim().parse().ok()
+    })
 }
 
 fn id_of(v: &Value) -> anyhow::Result<String> {
@@ -292,70 +321,139 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Summary> {
     anyhow::ensure!(status == 200, "server not healthy: {status}");
 
     eprintln!(
-        "dabba load: registering {} restaurants, {} riders, {} customers",
-        cfg.restaurants, cfg.riders, cfg.customers
+        "dabba load: registering {} restaurants, {} riders (+{} idle), {} customers",
+        cfg.restaurants, cfg.riders, cfg.idle_riders, cfg.customers
     );
-    let mut restaurants = Vec::new();
-    for i in 0..cfg.restaurants {
-        let (lat, lng) = city_point(&mut rng, cfg.city_km);
-        let (_, r) = api
-            .call(
-                "POST",
-                "/v1/restaurants",
-                &ops,
-                Some(&json!({"name": format!("Load {i}"), "location": {"lat": lat, "lng": lng}})),
-            )
+    // Points and seeds are drawn in a fixed order before anything runs concurrently, so the
+    // same seed gives the same city whatever order the server answers in.
+    let restaurant_points: Vec<(f64, f64)> = (0..cfg.restaurants)
+        .map(|_| city_point(&mut rng, cfg.city_km))
+        .collect();
+    let restaurants: Vec<(String, (f64, f64))> =
+        futures_util::stream::iter(restaurant_points.into_iter().enumerate())
+            .map(|(i, (lat, lng))| {
+                let (api, ops) = (api.clone(), ops.clone());
+                async move {
+                    let body =
+                        json!({"name": format!("Load {i}"), "location": {"lat": lat, "lng": lng}});
+                    let (_, r) = api
+                        .call("POST", "/v1/restaurants", &ops, Some(&body))
+                        .await?;
+                    anyhow::Ok((id_of(&r)?, (lat, lng)))
+                }
+            })
+            .buffered(SETUP_CONCURRENCY)
+            .try_collect()
             .await?;
-        restaurants.push((id_of(&r)?, (lat, lng)));
-    }
-    let mut customers = Vec::new();
-    for i in 0..cfg.customers {
-        let (_, c) = api.call("POST", "/v1/customers", &ops, Some(&json!({"name": format!("Load {i}"), "phone": "+91 90000 00000", "email": format!("load{i}@example.in")}))).await?;
-        customers.push(keys.mint(
-            Role::Customer,
-            id_of(&c)?.parse()?,
-            chrono::Duration::days(1),
-        ));
-    }
+    let customers: Vec<String> = futures_util::stream::iter(0..cfg.customers)
+        .map(|i| {
+            let (api, ops, keys) = (api.clone(), ops.clone(), keys.clone());
+            async move {
+                let body = json!({"name": format!("Load {i}"), "phone": "+91 90000 00000", "email": format!("load{i}@example.in")});
+                let (_, c) = api.call("POST", "/v1/customers", &ops, Some(&body)).await?;
+                anyhow::Ok(keys.mint(Role::Customer, id_of(&c)?.parse()?, chrono::Duration::days(1)))
+            }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .try_collect()
+        .await?;
+    let rider_plans: Vec<((f64, f64), u64)> = (0..cfg.riders + cfg.idle_riders)
+        .map(|_| (city_point(&mut rng, cfg.city_km), rng.random()))
+        .collect();
+    let riders: Vec<(String, String, (f64, f64), u64)> = futures_util::stream::iter(rider_plans)
+        .map(|(at, seed)| {
+            let (api, ops, keys) = (api.clone(), ops.clone(), keys.clone());
+            async move {
+                let (_, r) = api
+                    .call(
+                        "POST",
+                        "/v1/riders",
+                        &ops,
+                        Some(&json!({"name": "Load rider"})),
+                    )
+                    .await?;
+                let id = id_of(&r)?;
+                let token = keys.mint(Role::Rider, id.parse()?, chrono::Duration::days(1));
+                let location = json!({"lat": at.0, "lng": at.1});
+                api.call(
+                    "PUT",
+                    &format!("/v1/riders/{id}/location"),
+                    &token,
+                    Some(&location),
+                )
+                .await?;
+                let status = json!({"status": "available"});
+                api.call(
+                    "PUT",
+                    &format!("/v1/riders/{id}/status"),
+                    &token,
+                    Some(&status),
+                )
+                .await?;
+                anyhow::Ok((id, token, at, seed))
+            }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .try_collect()
+        .await?;
     let state: Shared = Rc::new(RefCell::new(State {
         start: Instant::now(),
         flows: FLOWS.iter().map(|f| (*f, Flow::new())).collect(),
         accepted_at: HashMap::new(),
         ws_open: 0,
+        moving: true,
         stop: false,
     }));
-    for (id, _) in &restaurants {
-        let token = keys.mint(Role::Restaurant, id.parse()?, chrono::Duration::days(1));
+    eprintln!(
+        "dabba load: opening {} websockets",
+        cfg.restaurants + cfg.riders
+    );
+    let restaurant_sockets: Vec<_> = futures_util::stream::iter(&restaurants)
+        .map(|(id, _)| {
+            let (api, keys) = (api.clone(), keys.clone());
+            async move {
+                let token = keys.mint(Role::Restaurant, id.parse()?, chrono::Duration::days(1));
+                let socket = api.socket(&token).await?;
+                anyhow::Ok((id.clone(), token, socket))
+            }
+        })
+        .buffered(SETUP_CONCURRENCY)
+        .try_collect()
+        .await?;
+    for (id, token, socket) in restaurant_sockets {
         actix_rt::spawn(restaurant(
             api.clone(),
             state.clone(),
-            id.clone(),
+            id,
             token,
+            socket,
             cfg.think_time,
         ));
     }
-    for _ in 0..cfg.riders {
-        let (_, r) = api
-            .call(
-                "POST",
-                "/v1/riders",
-                &ops,
-                Some(&json!({"name": "Load rider"})),
-            )
-            .await?;
-        let id = id_of(&r)?;
-        let token = keys.mint(Role::Rider, id.parse()?, chrono::Duration::days(1));
-        let start = city_point(&mut rng, cfg.city_km);
+    let mut rider_sockets = futures_util::stream::iter(riders.into_iter().take(cfg.riders))
+        .map(|(id, token, at, seed)| {
+            let api = api.clone();
+            async move {
+                let socket = api.socket(&token).await?;
+                anyhow::Ok((id, token, at, seed, socket))
+            }
+        })
+        .buffered(SETUP_CONCURRENCY);
+    while let Some(opened) = rider_sockets.next().await {
+        let (id, token, at, seed, socket) = opened?;
         actix_rt::spawn(rider(
             api.clone(),
             state.clone(),
             id,
             token,
-            start,
+            at,
+            socket,
             cfg.clone(),
-            rng.random(),
+            seed,
         ));
     }
+    drop(rider_sockets);
+    let ingested_before = server_counter(&api, &ops, "dabba_location_updates_total").await;
     // Let the sockets open before the clock starts.
     actix_rt::time::sleep(Duration::from_millis(500)).await;
     state.borrow_mut().start = Instant::now();
@@ -365,6 +463,11 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Summary> {
     let mut next = started;
     let mut last_progress = Instant::now();
     while started.elapsed() < cfg.duration {
+        if cfg.orders_per_sec <= 0.0 {
+            actix_rt::time::sleep(Duration::from_millis(100)).await;
+            progress(&state, started.elapsed(), cfg.duration);
+            continue;
+        }
         next += interval;
         let (rid, (lat, lng)) = restaurants[rng.random_range(0..restaurants.len())].clone();
         let customer = customers[rng.random_range(0..customers.len())].clone();
@@ -397,10 +500,17 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Summary> {
     }
     progress(&state, cfg.duration, cfg.duration);
     eprintln!();
+    let elapsed = started.elapsed().as_secs_f64();
+    state.borrow_mut().moving = false;
+    let ingested_after = server_counter(&api, &ops, "dabba_location_updates_total").await;
     // Let in-flight requests land before summarising.
     actix_rt::time::sleep(Duration::from_secs(1)).await;
-    let elapsed = started.elapsed().as_secs_f64();
-    let summary = summarise(&state.borrow(), elapsed, cfg.seed);
+    let mut summary = summarise(&state.borrow(), elapsed, cfg.seed);
+    if let (Some(before), Some(after)) = (ingested_before, ingested_after) {
+        let n = (after - before).max(0.0);
+        summary.server_location_updates = Some(n as u64);
+        summary.server_location_updates_per_s = Some(n / elapsed);
+    }
     state.borrow_mut().stop = true;
     print_table(&summary);
     if let Some(path) = &cfg.json {
@@ -461,6 +571,8 @@ fn summarise(s: &State, elapsed: f64, seed: u64) -> Summary {
         duration_s: elapsed,
         flows,
         ws_connections_held: s.ws_open,
+        server_location_updates: None,
+        server_location_updates_per_s: None,
         seed,
     }
 }
@@ -480,6 +592,9 @@ fn print_table(s: &Summary) {
         "websocket connections held: {}   duration: {:.1} s",
         s.ws_connections_held, s.duration_s
     );
+    if let (Some(n), Some(rate)) = (s.server_location_updates, s.server_location_updates_per_s) {
+        println!("location updates ingested by the server: {n} ({rate:.0}/s)");
+    }
 }
 
 /// p99 per second of each flow, as an SVG line chart (no browser or plotting library needed).
@@ -613,7 +728,7 @@ fn record_push(state: &Shared, msg: &Value) {
     }
 }
 
-async fn next_json(socket: &mut Framed<awc::BoxedSocket, ws::Codec>) -> Option<Value> {
+async fn next_json(socket: &mut Socket) -> Option<Value> {
     loop {
         match socket.next().await? {
             Ok(ws::Frame::Text(t)) => return serde_json::from_slice(&t).ok(),
@@ -626,10 +741,14 @@ async fn next_json(socket: &mut Framed<awc::BoxedSocket, ws::Codec>) -> Option<V
     }
 }
 
-async fn restaurant(api: Api, state: Shared, id: String, token: String, think: Duration) {
-    let Ok(mut socket) = api.socket(&token).await else {
-        return;
-    };
+async fn restaurant(
+    api: Api,
+    state: Shared,
+    id: String,
+    token: String,
+    mut socket: Socket,
+    think: Duration,
+) {
     state.borrow_mut().ws_open += 1;
     while let Some(msg) = next_json(&mut socket).await {
         record_push(&state, &msg);
@@ -670,31 +789,13 @@ async fn rider(
     id: String,
     token: String,
     start: (f64, f64),
+    mut socket: Socket,
     cfg: LoadConfig,
     seed: u64,
 ) {
     let mut rng = StdRng::seed_from_u64(seed);
-    let Ok(mut socket) = api.socket(&token).await else {
-        return;
-    };
     state.borrow_mut().ws_open += 1;
     let mut at = start;
-    let _ = api
-        .call(
-            "PUT",
-            &format!("/v1/riders/{id}/location"),
-            &token,
-            Some(&json!({"lat": at.0, "lng": at.1})),
-        )
-        .await;
-    let _ = api
-        .call(
-            "PUT",
-            &format!("/v1/riders/{id}/status"),
-            &token,
-            Some(&json!({"status": "available"})),
-        )
-        .await;
     // Spread the riders' updates over the interval.
     let offset = cfg.location_interval.mul_f64(rng.random::<f64>());
     let mut tick = actix_rt::time::interval_at(
@@ -705,6 +806,7 @@ async fn rider(
         tokio::select! {
             _ = tick.tick() => {
                 if state.borrow().stop { break; }
+                if !state.borrow().moving { continue; }
                 at = (at.0 + rng.random_range(-0.0005..0.0005), at.1 + rng.random_range(-0.0005..0.0005));
                 let frame = json!({"type": "location", "lat": at.0, "lng": at.1}).to_string();
                 let t = Instant::now();

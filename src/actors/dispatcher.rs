@@ -71,6 +71,10 @@ struct Job {
     state: JobState,
 }
 
+/// Positions are flushed a slice at a time: every rider's within `POSITION_SLICES` rounds.
+const POSITION_SLICES: u64 = 10;
+const POSITION_ROUND: Duration = Duration::from_millis(200);
+
 pub struct Dispatcher {
     services: Shared,
     riders: HashMap<RiderId, Rider>,
@@ -81,6 +85,8 @@ pub struct Dispatcher {
     next_seq: u64,
     /// Riders whose position moved since their last snapshot.
     moved: HashSet<RiderId>,
+    /// Which slice of `moved` the next flush writes.
+    position_round: u64,
     restarts: Restarts,
     /// Set by a restart: reload everything from the store after this backoff.
     reload_after: Option<Duration>,
@@ -116,6 +122,7 @@ impl Dispatcher {
             carrying: HashMap::new(),
             next_seq: 0,
             moved: HashSet::new(),
+            position_round: 0,
             restarts: Restarts::default(),
             reload_after: None,
             pending_fixes: Vec::new(),
@@ -512,10 +519,25 @@ impl Dispatcher {
         }
     }
 
+    /// Writes the positions of one slice of the moved riders. Positions are telemetry, so
+    /// each rider's is written at most once per [`POSITION_SLICES`] rounds; flushing a slice
+    /// per round (not everyone at once) keeps any one commit small, so orders queued behind
+    /// it do not wait for thousands of position rows.
     fn flush_moved(&mut self, ctx: &mut Context<Self>) {
-        let writes = std::mem::take(&mut self.moved)
+        self.position_round = (self.position_round + 1) % POSITION_SLICES;
+        let round = self.position_round;
+        let due: Vec<RiderId> = self
+            .moved
+            .iter()
+            .filter(|id| (id.0.as_u128() % POSITION_SLICES as u128) as u64 == round)
+            .copied()
+            .collect();
+        let writes = due
             .into_iter()
-            .filter_map(|id| self.rider_write(id))
+            .filter_map(|id| {
+                self.moved.remove(&id);
+                self.rider_write(id)
+            })
             .collect();
         self.persist(writes, ctx);
     }
@@ -557,7 +579,7 @@ impl Actor for Dispatcher {
             act.give_up(overdue);
         });
         // Positions are telemetry: written in batches rather than on every update.
-        ctx.run_interval(Duration::from_secs(2), |act, ctx| act.flush_moved(ctx));
+        ctx.run_interval(POSITION_ROUND, |act, ctx| act.flush_moved(ctx));
     }
 }
 
@@ -691,6 +713,7 @@ impl Handler<UpdateLocation> for Dispatcher {
             .ok_or(EngineError::NotFound("rider"))?;
         let was_indexed = self.available.contains(msg.rider);
         r.location = Some(msg.at);
+        metrics::counter!("dabba_location_updates_total").increment(1);
         let carrying = r.order.clone();
         self.moved.insert(msg.rider);
         self.reindex(msg.rider);

@@ -15,7 +15,7 @@ use serde::Deserialize;
 use super::auth::{Caller, Role, authenticate};
 use super::error::ApiError;
 use super::extract::parse_json;
-use super::limits::{self, Class, RateLimiter};
+use super::limits::{self, Bucket, Class, Rate, RateLimiter};
 use crate::actors::Engine;
 use crate::domain::{CustomerId, LatLng, OrderId, RestaurantId, RiderId};
 use crate::events::hub::{Audience, Subscription};
@@ -26,6 +26,21 @@ pub const MAX_FRAME: usize = 16 * 1024;
 /// Consecutive bad frames before the socket is closed.
 const MAX_BAD_FRAMES: u32 = 20;
 const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// The location bucket of one socket.
+pub struct FrameLimit {
+    rate: Rate,
+    bucket: Bucket,
+}
+
+impl FrameLimit {
+    pub fn new(rate: Rate) -> Self {
+        Self {
+            rate,
+            bucket: Bucket::full(rate),
+        }
+    }
+}
 
 /// What a rider may send.
 #[derive(Deserialize, Debug)]
@@ -59,12 +74,14 @@ pub async fn connect(
         Role::Ops => Audience::Ops,
     };
     let subscription = engine.hub().subscribe(audience);
-    let limiter = req
+    // A socket lives on one node, so its frames are limited in-process: the busiest stream
+    // (positions) never waits on a Redis round trip.
+    let limit = req
         .app_data::<web::Data<RateLimiter>>()
-        .map(|l| l.clone().into_inner());
+        .map(|l| FrameLimit::new(l.rate(Class::Location)));
     actix_web::rt::spawn(run(
         engine.into_inner(),
-        limiter,
+        limit,
         caller,
         session,
         stream,
@@ -75,7 +92,7 @@ pub async fn connect(
 
 async fn run(
     engine: Arc<Engine>,
-    limiter: Option<Arc<RateLimiter>>,
+    mut limit: Option<FrameLimit>,
     caller: Caller,
     mut session: Session,
     stream: actix_ws::AggregatedMessageStream,
@@ -104,7 +121,7 @@ async fn run(
                         continue;
                     }
                 };
-                                match handle_text(&engine, limiter.as_deref(), &caller, &text).await {
+                                match handle_text(&engine, limit.as_mut(), &caller, &text).await {
                     Ok(()) => bad_frames = 0,
                     Err(e) => {
                         if e.code == "invalid_request" { bad_frames += 1; }
@@ -143,7 +160,7 @@ async fn reply(session: &mut Session, msg: &ServerMessage) -> Result<(), actix_w
 /// Decodes and runs one client message.
 pub async fn handle_text(
     engine: &Engine,
-    limiter: Option<&RateLimiter>,
+    limit: Option<&mut FrameLimit>,
     caller: &Caller,
     text: &str,
 ) -> Result<(), ApiError> {
@@ -155,10 +172,8 @@ pub async fn handle_text(
     match msg {
         ClientMessage::Location { lat, lng } => {
             let at = LatLng::parse(lat, lng).map_err(|e| ApiError::invalid(e.to_string()))?;
-            if let Some(limiter) = limiter
-                && let Err(wait) = limiter
-                    .take(Class::Location, &format!("sub:{}", caller.sub))
-                    .await
+            if let Some(limit) = limit
+                && let Err(wait) = limit.bucket.take(limit.rate)
             {
                 return Err(limits::limited(wait));
             }

@@ -1,7 +1,7 @@
 //! The two SQL stores. Their bodies are the same text, expanded once per driver by
 //! `sql_store!`, so the dialects cannot drift apart; only connecting and migrating differ.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,7 +21,7 @@ use super::{
     BatchOutcome, CustomerRecord, HistoryCursor, Placement, RatingRecord, RestaurantRecord,
     RiderRecord, StoreError, StoreResult,
 };
-use crate::domain::{CustomerId, LatLng, Order, OrderId, RestaurantId, RiderStatus};
+use crate::domain::{CustomerId, LatLng, Order, OrderId, RestaurantId, RiderId, RiderStatus};
 
 #[derive(Clone, Debug)]
 pub struct PostgresStore {
@@ -215,6 +215,11 @@ fn order_from_json(body: &str) -> StoreResult<Order> {
     serde_json::from_str(body).map_err(|e| StoreError::Corrupt(format!("order body: {e}")))
 }
 
+fn tried_json(job: &JobRecord) -> String {
+    let tried: Vec<String> = job.tried.iter().map(|r| r.to_string()).collect();
+    serde_json::to_string(&tried).unwrap_or_else(|_| "[]".into())
+}
+
 fn order_json(order: &Order) -> String {
     // Order holds only plain data with string keys: serialising it cannot fail.
     serde_json::to_string(order).expect("order serialises")
@@ -281,6 +286,92 @@ impl PostgresStore {
         .fetch_all(&mut **tx)
         .await?)
     }
+
+    async fn update_orders(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        orders: &[&Order],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "UPDATE orders AS o SET rider_id = u.rider_id, stage = u.stage, terminal = u.terminal,
+                    updated_at = u.updated_at, version = u.version, body = u.body
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bool[], $5::int8[], $6::int8[],
+                         $7::text[], $8::int8[]) AS u(id, rider_id, stage, terminal, updated_at, version, body, placed_at)
+             WHERE o.id = u.id AND o.placed_at = u.placed_at AND o.version < u.version",
+        )
+        .bind(orders.iter().map(|o| o.id.to_string()).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.rider_id.map(|r| r.to_string())).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.stage.as_str()).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.stage.is_terminal()).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| millis(o.updated_at)).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| o.version as i64).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| order_json(o)).collect::<Vec<_>>())
+        .bind(orders.iter().map(|o| millis(o.placed_at)).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_riders(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        riders: &[&RiderRecord],
+    ) -> StoreResult<()> {
+        let now = millis(Utc::now());
+        sqlx::query(
+            "INSERT INTO riders (id, name, status, lat, lng, offer_order_id, offer_expires_at, order_id, rev, updated_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[],
+                                  $7::int8[], $8::text[], $9::int8[], $10::int8[])
+             ON CONFLICT (id) DO UPDATE SET
+                name = excluded.name, status = excluded.status, lat = excluded.lat,
+                lng = excluded.lng, offer_order_id = excluded.offer_order_id,
+                offer_expires_at = excluded.offer_expires_at, order_id = excluded.order_id,
+                rev = excluded.rev, updated_at = excluded.updated_at
+             WHERE riders.rev < excluded.rev",
+        )
+        .bind(riders.iter().map(|r| r.id.to_string()).collect::<Vec<_>>())
+        .bind(riders.iter().map(|r| r.name.as_str()).collect::<Vec<_>>())
+        .bind(riders.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
+        .bind(riders.iter().map(|r| r.location.map(|l| l.lat)).collect::<Vec<_>>())
+        .bind(riders.iter().map(|r| r.location.map(|l| l.lng)).collect::<Vec<_>>())
+        .bind(riders.iter().map(|r| r.offer.map(|(o, _)| o.to_string())).collect::<Vec<_>>())
+        .bind(riders.iter().map(|r| r.offer.map(|(_, t)| millis(t))).collect::<Vec<_>>())
+        .bind(riders.iter().map(|r| r.order_id.map(|o| o.to_string())).collect::<Vec<_>>())
+        .bind(riders.iter().map(|r| r.rev).collect::<Vec<_>>())
+        .bind(riders.iter().map(|_| now).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_jobs(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        jobs: &[&JobRecord],
+    ) -> StoreResult<()> {
+        let now = millis(Utc::now());
+        sqlx::query(
+            "INSERT INTO dispatch_jobs (order_id, tried, deadline, updated_at)
+             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[])
+             ON CONFLICT (order_id) DO UPDATE SET tried = excluded.tried, deadline = excluded.deadline,
+                updated_at = excluded.updated_at",
+        )
+        .bind(jobs.iter().map(|j| j.order_id.to_string()).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| tried_json(j)).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|j| millis(j.deadline)).collect::<Vec<_>>())
+        .bind(jobs.iter().map(|_| now).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn delete_jobs(
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+        orders: &[OrderId],
+    ) -> StoreResult<()> {
+        sqlx::query("DELETE FROM dispatch_jobs WHERE order_id = ANY($1::text[])")
+            .bind(orders.iter().map(|o| o.to_string()).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
 }
 
 impl SqliteStore {
@@ -327,6 +418,94 @@ impl SqliteStore {
         });
         insert.push(" RETURNING seq");
         Ok(insert.build_query_scalar().fetch_all(&mut **tx).await?)
+    }
+
+    // SQLite runs in process: a statement per row costs no round trip.
+    async fn update_orders(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        orders: &[&Order],
+    ) -> StoreResult<()> {
+        for order in orders {
+            sqlx::query(
+                "UPDATE orders SET rider_id = $2, stage = $3, terminal = $4, updated_at = $5, version = $6, body = $7
+                 WHERE id = $1 AND placed_at = $8 AND version < $6",
+            )
+            .bind(order.id.to_string())
+            .bind(order.rider_id.map(|r| r.to_string()))
+            .bind(order.stage.as_str())
+            .bind(order.stage.is_terminal())
+            .bind(millis(order.updated_at))
+            .bind(order.version as i64)
+            .bind(order_json(order))
+            .bind(millis(order.placed_at))
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn save_riders(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        riders: &[&RiderRecord],
+    ) -> StoreResult<()> {
+        for r in riders {
+            sqlx::query(
+                "INSERT INTO riders (id, name, status, lat, lng, offer_order_id, offer_expires_at, order_id, rev, updated_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                 ON CONFLICT (id) DO UPDATE SET
+                    name = excluded.name, status = excluded.status, lat = excluded.lat,
+                    lng = excluded.lng, offer_order_id = excluded.offer_order_id,
+                    offer_expires_at = excluded.offer_expires_at, order_id = excluded.order_id,
+                    rev = excluded.rev, updated_at = excluded.updated_at
+                 WHERE riders.rev < excluded.rev",
+            )
+            .bind(r.id.to_string())
+            .bind(&r.name)
+            .bind(r.status.as_str())
+            .bind(r.location.map(|l| l.lat))
+            .bind(r.location.map(|l| l.lng))
+            .bind(r.offer.map(|(o, _)| o.to_string()))
+            .bind(r.offer.map(|(_, t)| millis(t)))
+            .bind(r.order_id.map(|o| o.to_string()))
+            .bind(r.rev)
+            .bind(millis(Utc::now()))
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn save_jobs(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        jobs: &[&JobRecord],
+    ) -> StoreResult<()> {
+        for j in jobs {
+            sqlx::query(
+                "INSERT INTO dispatch_jobs (order_id, tried, deadline, updated_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (order_id) DO UPDATE SET tried = excluded.tried, deadline = excluded.deadline,
+                    updated_at = excluded.updated_at",
+            )
+            .bind(j.order_id.to_string())
+            .bind(tried_json(j))
+            .bind(millis(j.deadline))
+            .bind(millis(Utc::now()))
+            .execute(&mut **tx)
+            .await?;
+        }
+        Ok(())
+    }
+
+    async fn delete_jobs(
+        tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+        orders: &[OrderId],
+    ) -> StoreResult<()> {
+        for order_id in orders {
+            sqlx::query("DELETE FROM dispatch_jobs WHERE order_id = $1")
+                .bind(order_id.to_string())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
     }
 }
 
@@ -413,6 +592,10 @@ macro_rules! sql_store {
                 // batch instead of two per placement. Nothing else in a batch reads them.
                 let mut new_orders: Vec<&Order> = Vec::new();
                 let mut events: Vec<&OutboxEvent> = Vec::new();
+                let mut saved_orders: HashMap<OrderId, &Order> = HashMap::new();
+                let mut saved_riders: HashMap<RiderId, &RiderRecord> = HashMap::new();
+                // The last word on each job: saved (`Some`) or deleted.
+                let mut jobs: HashMap<OrderId, Option<&JobRecord>> = HashMap::new();
                 for unit in units {
                     let mut placement = None;
                     for write in &unit.writes {
@@ -451,66 +634,26 @@ macro_rules! sql_store {
                                 new_orders.push(order);
                                 placement = Some(Placement::Inserted);
                             }
+                            // Snapshots are saved in bulk below, the last one of each row winning
+                            // (the same guards as row by row: versions and revisions only rise).
                             Write::SaveOrder(order) => {
-                                sqlx::query(
-                                    "UPDATE orders SET rider_id = $2, stage = $3, terminal = $4, updated_at = $5, version = $6, body = $7
-                                     WHERE id = $1 AND placed_at = $8 AND version < $6",
-                                )
-                                .bind(order.id.to_string())
-                                .bind(order.rider_id.map(|r| r.to_string()))
-                                .bind(order.stage.as_str())
-                                .bind(order.stage.is_terminal())
-                                .bind(millis(order.updated_at))
-                                .bind(order.version as i64)
-                                .bind(order_json(order))
-                                .bind(millis(order.placed_at))
-                                .execute(&mut *tx)
-                                .await?;
+                                let slot = saved_orders.entry(order.id).or_insert(order);
+                                if slot.version < order.version {
+                                    *slot = order;
+                                }
                             }
                             Write::Event(e) => events.push(e),
                             Write::SaveRider(r) => {
-                                sqlx::query(
-                                    "INSERT INTO riders (id, name, status, lat, lng, offer_order_id, offer_expires_at, order_id, rev, updated_at)
-                                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
-                                     ON CONFLICT (id) DO UPDATE SET
-                                        name = excluded.name, status = excluded.status, lat = excluded.lat,
-                                        lng = excluded.lng, offer_order_id = excluded.offer_order_id,
-                                        offer_expires_at = excluded.offer_expires_at, order_id = excluded.order_id,
-                                        rev = excluded.rev, updated_at = excluded.updated_at
-                                     WHERE riders.rev < excluded.rev",
-                                )
-                                .bind(r.id.to_string())
-                                .bind(&r.name)
-                                .bind(r.status.as_str())
-                                .bind(r.location.map(|l| l.lat))
-                                .bind(r.location.map(|l| l.lng))
-                                .bind(r.offer.map(|(o, _)| o.to_string()))
-                                .bind(r.offer.map(|(_, t)| millis(t)))
-                                .bind(r.order_id.map(|o| o.to_string()))
-                                .bind(r.rev)
-                                .bind(millis(Utc::now()))
-                                .execute(&mut *tx)
-                                .await?;
+                                let slot = saved_riders.entry(r.id).or_insert(r);
+                                if slot.rev < r.rev {
+                                    *slot = r;
+                                }
                             }
                             Write::SaveJob(j) => {
-                                let tried: Vec<String> = j.tried.iter().map(|r| r.to_string()).collect();
-                                sqlx::query(
-                                    "INSERT INTO dispatch_jobs (order_id, tried, deadline, updated_at) VALUES ($1, $2, $3, $4)
-                                     ON CONFLICT (order_id) DO UPDATE SET tried = excluded.tried, deadline = excluded.deadline,
-                                        updated_at = excluded.updated_at",
-                                )
-                                .bind(j.order_id.to_string())
-                                .bind(serde_json::to_string(&tried).unwrap_or_else(|_| "[]".into()))
-                                .bind(millis(j.deadline))
-                                .bind(millis(Utc::now()))
-                                .execute(&mut *tx)
-                                .await?;
+                                jobs.insert(j.order_id, Some(j));
                             }
                             Write::DeleteJob(order_id) => {
-                                sqlx::query("DELETE FROM dispatch_jobs WHERE order_id = $1")
-                                    .bind(order_id.to_string())
-                                    .execute(&mut *tx)
-                                    .await?;
+                                jobs.insert(*order_id, None);
                             }
                             Write::SaveCursor { consumer, seq } => {
                                 sqlx::query(
@@ -527,8 +670,27 @@ macro_rules! sql_store {
                     }
                     outcome.placements.push(placement);
                 }
+                // Inserts first: an update of an order placed in the same batch must find it.
                 for chunk in new_orders.chunks(BULK_ROWS) {
                     Self::insert_orders(&mut tx, chunk).await?;
+                }
+                let saved_orders: Vec<&Order> = saved_orders.into_values().collect();
+                for chunk in saved_orders.chunks(BULK_ROWS) {
+                    Self::update_orders(&mut tx, chunk).await?;
+                }
+                let saved_riders: Vec<&RiderRecord> = saved_riders.into_values().collect();
+                for chunk in saved_riders.chunks(BULK_ROWS) {
+                    Self::save_riders(&mut tx, chunk).await?;
+                }
+                let (saved_jobs, deleted_jobs): (Vec<_>, Vec<_>) =
+                    jobs.into_iter().partition(|(_, job)| job.is_some());
+                let saved_jobs: Vec<&JobRecord> = saved_jobs.into_iter().filter_map(|(_, j)| j).collect();
+                for chunk in saved_jobs.chunks(BULK_ROWS) {
+                    Self::save_jobs(&mut tx, chunk).await?;
+                }
+                let deleted_jobs: Vec<OrderId> = deleted_jobs.into_iter().map(|(id, _)| id).collect();
+                for chunk in deleted_jobs.chunks(BULK_ROWS) {
+                    Self::delete_jobs(&mut tx, chunk).await?;
                 }
                 for chunk in events.chunks(BULK_ROWS) {
                     let mut seqs = Self::insert_events(&mut tx, chunk).await?;
