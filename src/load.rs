@@ -440,17 +440,14 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Summary> {
         })
         .buffered(SETUP_CONCURRENCY);
     while let Some(opened) = rider_sockets.next().await {
-        let (id, token, at, seed, socket) = opened?;
-        actix_rt::spawn(rider(
-            api.clone(),
-            state.clone(),
+        let (id, token, start, seed, socket) = opened?;
+        let me = SimRider {
             id,
             token,
-            at,
-            socket,
-            cfg.clone(),
+            start,
             seed,
-        ));
+        };
+        actix_rt::spawn(rider(api.clone(), state.clone(), me, socket, cfg.clone()));
     }
     drop(rider_sockets);
     let ingested_before = server_counter(&api, &ops, "dabba_location_updates_total").await;
@@ -783,16 +780,21 @@ async fn restaurant(
     state.borrow_mut().ws_open -= 1;
 }
 
-async fn rider(
-    api: Api,
-    state: Shared,
+/// One simulated rider: who it is, where it starts, and the seed of its choices.
+struct SimRider {
     id: String,
     token: String,
     start: (f64, f64),
-    mut socket: Socket,
-    cfg: LoadConfig,
     seed: u64,
-) {
+}
+
+async fn rider(api: Api, state: Shared, me: SimRider, mut socket: Socket, cfg: LoadConfig) {
+    let SimRider {
+        id,
+        token,
+        start,
+        seed,
+    } = me;
     let mut rng = StdRng::seed_from_u64(seed);
     state.borrow_mut().ws_open += 1;
     let mut at = start;
