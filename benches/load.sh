@@ -5,25 +5,7 @@
 # SERVER_ENV adds environment to the server (e.g. "DABBA_RATE_WRITES_PER_SEC=100000").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PG=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
-REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
-DB=dabba_load_$$
-cargo build --quiet --release --bin dabba
-psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null
-WORK=$(mktemp -d)
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-# shellcheck disable=SC2086
-env DABBA_BIND=127.0.0.1:$PORT DATABASE_URL="$PG/$DB" REDIS_URL="$REDIS" DABBA_JWT_SECRET=bench \
-  RUST_LOG=warn ${SERVER_ENV:-} target/release/dabba serve >"$WORK/server.log" 2>&1 &
-SERVER=$!
-cleanup() {
-  kill "$SERVER" 2>/dev/null || true
-  wait "$SERVER" 2>/dev/null || true
-  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+source benches/server.sh
 # CPU seconds (user + system) of a process and its threads, or of every process of a user.
 cpu_of_pid() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.1f", ($14 + $15) / hz}' "/proc/$1/stat"; }
 cpu_of_user() {
@@ -33,11 +15,9 @@ cpu_of_user() {
 }
 # Busy CPU seconds of the whole machine (all but idle and iowait).
 cpu_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.1f", ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
-echo "server pid $SERVER on port $PORT" >&2
 busy0=$(cpu_busy); server0=$(cpu_of_pid "$SERVER"); pg0=$(cpu_of_user postgres); REDIS_PID=$(pgrep -o redis-server || echo self); redis0=$(cpu_of_pid "$REDIS_PID")
 start=$(date +%s.%N)
-DABBA_JWT_SECRET=bench /usr/bin/time -f "%U %S" -o "$WORK/load.time" \
-  target/release/dabba load --url "http://127.0.0.1:$PORT" "$@"
+/usr/bin/time -f "%U %S" -o "$WORK/load.time" target/release/dabba load --url "$URL" "$@"
 wall=$(echo "$(date +%s.%N) - $start" | bc)
 busy1=$(cpu_busy); server1=$(cpu_of_pid "$SERVER"); pg1=$(cpu_of_user postgres); redis1=$(cpu_of_pid "$REDIS_PID")
 read -r lu ls <"$WORK/load.time"

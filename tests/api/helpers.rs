@@ -95,6 +95,8 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// Writes per second per subject (tests default to effectively unlimited).
     pub rate_writes_per_sec: f64,
+    /// Positions per second per rider (HTTP) and per socket (WebSocket frames).
+    pub rate_location_per_sec: f64,
 }
 
 impl Default for Options {
@@ -107,6 +109,7 @@ impl Default for Options {
             redis_url: (std::env::var("DABBA_TEST_LIMITER").as_deref() == Ok("redis"))
                 .then(redis_url),
             rate_writes_per_sec: 10_000.0,
+            rate_location_per_sec: 10_000.0,
         }
     }
 }
@@ -158,7 +161,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         db_max_connections: 4,
         redis_url: opts.redis_url,
         rate_writes_per_sec: opts.rate_writes_per_sec,
-        rate_location_per_sec: 10_000.0,
+        rate_location_per_sec: opts.rate_location_per_sec,
         rate_reads_per_sec: 10_000.0,
     };
     let app = Application::build(&config).await.expect("app builds");

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{is_type, north, spawn_app};
+use crate::helpers::{Options, is_type, north, spawn_app, spawn_app_with};
 
 #[actix_web::test]
 async fn malformed_frames_get_an_error_and_the_socket_stays_open() {
@@ -157,5 +157,37 @@ async fn an_oversized_frame_closes_the_socket_and_the_server_carries_on() {
     assert_eq!(
         again.until(is_type("error")).await["error"]["code"],
         "invalid_request"
+    );
+}
+
+#[actix_web::test]
+async fn a_rider_flooding_positions_is_told_to_slow_down_and_keeps_the_socket() {
+    // One position a second, ten seconds of burst.
+    let app = spawn_app_with(Options {
+        rate_location_per_sec: 1.0,
+        ..Options::default()
+    })
+    .await;
+    let (id, token) = app.available_rider_at(north(100.0)).await;
+    let mut ws = app.ws(&token).await;
+    for i in 0..30 {
+        ws.send(json!({"type": "location", "lat": 12.9716 + f64::from(i) * 1e-5, "lng": 77.5946}))
+            .await;
+    }
+    let e = ws.until(is_type("error")).await;
+    assert_eq!(e["error"]["code"], "rate_limited");
+    // The socket still answers, and the rider sits at the last position that got through.
+    ws.send(json!({"type": "accept", "order_id": uuid::Uuid::new_v4()}))
+        .await;
+    let e = ws
+        .until(|m| m["type"] == "error" && m["error"]["code"] != "rate_limited")
+        .await;
+    assert_eq!(e["error"]["code"], "offer_not_active");
+    let lat = app.rider_state(&id).await["location"]["lat"]
+        .as_f64()
+        .expect("a position");
+    assert!(
+        lat < 12.9716 + 15.0 * 1e-5,
+        "{lat}: positions past the burst were taken"
     );
 }

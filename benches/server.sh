@@ -1,0 +1,27 @@
+# Sourced by the bench scripts: starts a release `dabba serve` on PostgreSQL + Redis with a
+# fresh database, and tears both down on exit. Sets SERVER (pid), PORT, URL.
+PG=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
+REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
+DB=dabba_bench_$$
+WORK=$(mktemp -d)
+cargo build --quiet --release --bin dabba
+(exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null ||
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >/dev/null
+psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+URL=http://127.0.0.1:$PORT
+# shellcheck disable=SC2086
+env DABBA_BIND=127.0.0.1:$PORT DATABASE_URL="$PG/$DB" REDIS_URL="$REDIS" DABBA_JWT_SECRET=bench \
+  RUST_LOG=warn ${SERVER_ENV:-} target/release/dabba serve >"$WORK/server.log" 2>&1 &
+SERVER=$!
+cleanup() {
+  kill "$SERVER" 2>/dev/null || true
+  wait "$SERVER" 2>/dev/null || true
+  psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+for _ in $(seq 1 200); do curl -sf "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
+echo "server pid $SERVER at $URL" >&2
+export DABBA_JWT_SECRET=bench
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER/status"; }
