@@ -129,18 +129,35 @@ impl OrderActor {
                 return Box::pin(fut::ready(Err(EngineError::Unavailable)));
             }
         };
-        let unit = WriteUnit::new(vec![
+        let mut writes = vec![
             Write::SaveOrder(next.clone()),
             Write::Event(relay::order_updated(&next, now)),
-        ]);
-        let saved = self.services.writer.submit(unit);
+        ];
+        // Accepted: dispatch begins in the same commit (both stages are announced), so the
+        // restaurant's accept costs one round trip to the store, not two.
+        let dispatching = (next.stage == Stage::Preparing)
+            .then(|| guarded(|| next.apply(Command::BeginDispatch, now, &self.services.policy)))
+            .flatten()
+            .and_then(Result::ok);
+        if let Some(d) = &dispatching {
+            writes.push(Write::SaveOrder(d.clone()));
+            writes.push(Write::Event(relay::order_updated(d, now)));
+        }
+        let saved = self.services.writer.submit(WriteUnit::new(writes));
         Box::pin(
             saved
                 .into_actor(self)
                 .map(move |saved, act, _ctx| {
                     saved?;
-                    let prev = act.order.stage;
-                    act.order = next;
+                    let mut prev = act.order.stage;
+                    if let Some(d) = dispatching {
+                        metrics::counter!("dabba_order_transitions_total", "stage" => next.stage.as_str())
+                            .increment(1);
+                        prev = next.stage;
+                        act.order = d;
+                    } else {
+                        act.order = next;
+                    }
                     act.committed(prev);
                     Ok(act.order.clone())
                 })
