@@ -13,6 +13,7 @@ pub mod actors;
 pub mod api;
 pub mod config;
 pub mod demo;
+pub mod dispatch;
 pub mod domain;
 pub mod events;
 pub mod geo;

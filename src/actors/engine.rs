@@ -8,12 +8,13 @@ use chrono::{DateTime, Utc};
 
 use super::directory::Directory;
 use super::dispatcher::{
-    AddRider, AnswerOffer, AssignmentRecorded, DispatchStats, Dispatcher, GetRider, GetStats,
-    InjectDispatcherFault, Recovered, RunTimers, SetRiderStatus, UpdateLocation,
+    AddRider, AnswerOffer, AssignmentRecorded, Dispatcher, GetRider, GetStats,
+    InjectDispatcherFault, RunTimers, SetRiderStatus, UpdateLocation, load_recovered,
 };
 use super::error::EngineError;
 use super::order::{ApplyCommand, GetOrder, InjectFault, OrderActor};
 use super::services::{DispatchTimings, Services, Shared};
+use crate::dispatch::DispatchStats;
 use crate::domain::order::{NewOrder, new_order};
 use crate::domain::{
     Clock, Command, CustomerId, LatLng, Order, OrderId, Policy, RestaurantId, RiderId, RiderStatus,
@@ -94,7 +95,7 @@ impl Engine {
             Writer::new(store.clone(), options.writer.clone(), relay.clone());
         let writer_arbiter = Arbiter::new();
         writer_arbiter.spawn(writer_task);
-        let recovered = Recovered::load(&store).await?;
+        let recovered = load_recovered(&store).await?;
         let unfinished = recovered.orders.clone();
         let services = Arc::new(Services {
             store,
