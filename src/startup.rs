@@ -12,13 +12,15 @@ use crate::api::limits::{self, RateLimiter};
 use crate::api::{self, auth::Keys};
 use crate::config::ServeConfig;
 use crate::domain::{Clock, Policy};
-use crate::persistence::Store;
+use crate::persistence::{InstanceLock, Store};
 use crate::telemetry;
 
 pub struct Application {
     port: u16,
     server: Server,
     engine: Engine,
+    /// Released when the server stops (dropped with the application).
+    _lock: InstanceLock,
 }
 
 impl Application {
@@ -26,6 +28,9 @@ impl Application {
     /// Must run inside an actix system.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
         let url = config.store_url().context("creating the data directory")?;
+        let lock = InstanceLock::acquire(&url)
+            .await
+            .with_context(|| format!("locking the store at {}", redact(&url)))?;
         let store = Store::open(&url, config.db_max_connections)
             .await
             .with_context(|| format!("opening the store at {}", redact(&url)))?;
@@ -82,6 +87,7 @@ impl Application {
             port,
             server: server.run(),
             engine,
+            _lock: lock,
         })
     }
 

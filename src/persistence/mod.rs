@@ -7,6 +7,7 @@
 //! writes issued concurrently by different tasks cannot reorder state.
 
 mod batch;
+mod instance_lock;
 mod records;
 mod sql;
 pub mod writer;
@@ -14,6 +15,7 @@ pub mod writer;
 use chrono::{DateTime, Utc};
 
 pub use batch::{Write, WriteUnit};
+pub use instance_lock::InstanceLock;
 pub use records::{
     CommittedEvent, CustomerRecord, HistoryCursor, JobRecord, OutboxEvent, PurgeReport,
     RatingRecord, Recipients, RestaurantRecord, RiderRecord, SavedResponse,
@@ -34,6 +36,9 @@ pub enum StoreError {
     Down,
     #[error("the write queue is full")]
     Overloaded,
+    /// Another server holds the database (see [`InstanceLock`]).
+    #[error("{0}; one server per database until zones arrive: stop it or point this one elsewhere")]
+    InUse(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
 }

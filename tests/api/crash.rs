@@ -1,8 +1,7 @@
 //! `kill -9` in the middle of a rush, then a restart on the same database: nothing that got a
 //! 2xx is lost, riders keep their orders, offers and deadlines fire after the restart.
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use futures_util::StreamExt;
@@ -11,79 +10,8 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::helpers::{SECRET, north, south};
+use crate::process::{Server, Setup, start};
 use dabba::api::auth::{Keys, Role};
-
-struct Server {
-    child: Child,
-    base: String,
-    log: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-struct Setup {
-    dir: PathBuf,
-    database_url: Option<String>,
-}
-
-impl Drop for Setup {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn free_port() -> u16 {
-    // Bound and released: a tiny race with other processes, acceptable in tests.
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn start(setup: &Setup, run: &str) -> Server {
-    let port = free_port();
-    let log = setup.dir.join(format!("server-{run}.log"));
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_dabba"));
-    cmd.arg("serve")
-        .env("DABBA_BIND", format!("127.0.0.1:{port}"))
-        .env("DABBA_DATA_DIR", setup.dir.join("data"))
-        .env("DABBA_JWT_SECRET", SECRET)
-        .env("DABBA_OFFER_TIMEOUT_SECS", "4")
-        .env("DABBA_DISPATCH_DEADLINE_SECS", "8")
-        .env("DABBA_DB_MAX_CONNECTIONS", "4")
-        .env("RUST_LOG", "info")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap());
-    if let Some(url) = &setup.database_url {
-        cmd.env("DATABASE_URL", url);
-    }
-    let child = cmd.spawn().expect("the dabba binary starts");
-    let server = Server {
-        child,
-        base: format!("http://127.0.0.1:{port}"),
-        log,
-    };
-    let client = awc::Client::default();
-    for _ in 0..300 {
-        if let Ok(r) = client.get(format!("{}/readyz", server.base)).send().await
-            && r.status().is_success()
-        {
-            return server;
-        }
-        actix_web::rt::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!(
-        "server did not become ready: {}",
-        std::fs::read_to_string(&server.log).unwrap_or_default()
-    );
-}
 
 struct Api {
     client: awc::Client,
@@ -170,13 +98,7 @@ async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
 
 #[actix_web::test]
 async fn kill_9_under_load_loses_nothing_acknowledged() {
-    let dir = std::env::temp_dir().join(format!("dabba-crash-{}", Uuid::new_v4().simple()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let database_url = match std::env::var("DABBA_TEST_STORE").as_deref() {
-        Ok("postgres") => Some(crate::helpers::postgres_url().await),
-        _ => None,
-    };
-    let setup = Setup { dir, database_url };
+    let setup = Setup::fresh("crash").await;
     let api = Api::new();
     let first = start(&setup, "first").await;
     let s = &first;
