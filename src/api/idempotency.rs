@@ -86,18 +86,13 @@ pub async fn run(
     let Some(key) = key(req.headers())? else {
         return act.await.map(Reply::respond);
     };
-    let store = &engine.services().store;
     let subject = caller.sub.to_string();
     let hash = fingerprint(&[
         req.method().as_str().as_bytes(),
         req.path().as_bytes(),
         body,
     ]);
-    if let Some(saved) = store
-        .saved_response(&subject, &key)
-        .await
-        .map_err(EngineError::from)?
-    {
+    if let Some(saved) = engine.saved_response(&subject, &key).await? {
         return replay(saved, &hash);
     }
     match act.await {
@@ -107,10 +102,9 @@ pub async fn run(
                 status: reply.status.as_u16(),
                 body: reply.body,
             };
-            if store
-                .save_response(&subject, &key, &saved, engine.now())
-                .await
-                .map_err(EngineError::from)?
+            if engine
+                .save_response(subject.clone(), key.clone(), saved.clone())
+                .await?
             {
                 return Ok(Reply {
                     status: reply.status,
@@ -119,10 +113,7 @@ pub async fn run(
                 .respond());
             }
             // A concurrent retry with the same key won: answer as it did.
-            let first = store
-                .saved_response(&subject, &key)
-                .await
-                .map_err(EngineError::from)?;
+            let first = engine.saved_response(&subject, &key).await?;
             first.map_or(
                 Ok(Reply {
                     status: reply.status,
@@ -134,7 +125,7 @@ pub async fn run(
         }
         Err(e) => {
             // Failed because a concurrent request with the same key already acted?
-            match store.saved_response(&subject, &key).await {
+            match engine.saved_response(&subject, &key).await {
                 Ok(Some(saved)) if saved.request_hash == hash => replay(saved, &hash),
                 _ => Err(e),
             }

@@ -24,7 +24,7 @@ pub async fn healthz() -> HttpResponse {
 pub async fn readyz(engine: web::Data<Engine>) -> HttpResponse {
     match engine.ready().await {
         Ok(()) => HttpResponse::Ok()
-            .json(serde_json::json!({"status": "ready", "store": engine.services().store.kind()})),
+            .json(serde_json::json!({"status": "ready", "store": engine.store_kind()})),
         Err(e) => actix_web::ResponseError::error_response(&ApiError::from(e)),
     }
 }
@@ -40,7 +40,7 @@ pub async fn prometheus(
         metrics::gauge!("dabba_riders_available").set(stats.available as f64);
         metrics::gauge!("dabba_orders_waiting_for_rider").set(stats.waiting_orders as f64);
     }
-    metrics::gauge!("dabba_live_orders").set(engine.services().directory.live_orders() as f64);
+    metrics::gauge!("dabba_live_orders").set(engine.live_orders() as f64);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(handle.render())

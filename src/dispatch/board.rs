@@ -281,7 +281,7 @@ impl Board {
             },
         );
         if !self.try_offer(order_id, now, &mut fx) {
-            fx.writes.extend(self.job_write(order_id));
+            fx.writes.extend(self.job_write(order_id, now));
         }
         fx
     }
@@ -330,7 +330,7 @@ impl Board {
         self.reindex(rider);
         let mut fx = Effects::default();
         self.save_rider(rider, now, &mut fx);
-        fx.writes.extend(self.job_write(order_id));
+        fx.writes.extend(self.job_write(order_id, now));
         // Rejected: the order moves on to the next nearest; the rider is free for others.
         self.offer_waiting_where(|_| true, now, &mut fx);
         Ok(fx)
@@ -494,15 +494,17 @@ impl Board {
             offer: r.offer.map(|o| (o.order_id, o.expires_at)),
             order_id: r.order.map(|a| a.order_id),
             rev: r.rev,
+            saved_at: now,
         }));
     }
 
-    fn job_write(&self, order_id: OrderId) -> Option<Write> {
+    fn job_write(&self, order_id: OrderId, now: DateTime<Utc>) -> Option<Write> {
         let job = self.jobs.get(&order_id)?;
         Some(Write::SaveJob(JobRecord {
             order_id,
             tried: job.tried.iter().copied().collect(),
             deadline: job.deadline,
+            saved_at: now,
         }))
     }
 
@@ -541,7 +543,7 @@ impl Board {
         self.reindex(rider_id);
         tracing::debug!(%order_id, %rider_id, distance_m = distance_m.round(), "offer sent");
         metrics::counter!("dabba_offers_total").increment(1);
-        fx.writes.extend(self.job_write(order_id));
+        fx.writes.extend(self.job_write(order_id, now));
         self.save_rider(rider_id, now, fx);
         fx.push(vec![Audience::Rider(rider_id)], msg);
         true

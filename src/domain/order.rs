@@ -160,6 +160,11 @@ pub enum OrderError {
 }
 
 impl Order {
+    /// Only a delivered order can be rated (once: the store keeps the first rating).
+    pub fn may_be_rated(&self) -> bool {
+        self.stage == Stage::Delivered
+    }
+
     pub fn status(&self) -> Status {
         self.stage.status()
     }

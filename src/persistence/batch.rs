@@ -1,11 +1,16 @@
 //! Units of work for the group-commit writer.
 //!
 //! A [`WriteUnit`] is what one request needs to be durable (an order snapshot and its outbox
-//! event, a rider and its dispatch job). The writer commits many units in one transaction; a
-//! unit is never split across transactions.
+//! event, a rider and its dispatch job, a registration, a rating). The writer commits many
+//! units in one transaction; a unit is never split across transactions.
 
-use super::records::{JobRecord, OutboxEvent, RiderRecord};
-use crate::domain::{Order, OrderId};
+use chrono::{DateTime, Utc};
+
+use super::records::{
+    CustomerRecord, JobRecord, OutboxEvent, RatingRecord, RestaurantRecord, RiderRecord,
+    SavedResponse,
+};
+use crate::domain::{Order, OrderId, RestaurantId};
 
 #[derive(Clone, Debug)]
 pub enum Write {
@@ -15,11 +20,11 @@ pub enum Write {
         order: Order,
         idempotency: Option<(String, String)>,
     },
-    /// Writes an order snapshot unless the stored one is as new or newer.
+    /// Writes an order snapshot; the stored one must be older (a lost guard is an error).
     SaveOrder(Order),
     /// Appends an event to the outbox.
     Event(OutboxEvent),
-    /// Writes a rider snapshot unless the stored one has a newer `rev`.
+    /// Writes a rider snapshot; the stored one must have an older `rev`.
     SaveRider(RiderRecord),
     SaveJob(JobRecord),
     DeleteJob(OrderId),
@@ -28,6 +33,42 @@ pub enum Write {
         consumer: &'static str,
         seq: i64,
     },
+    AddRestaurant {
+        restaurant: RestaurantRecord,
+        at: DateTime<Utc>,
+    },
+    SetRestaurantOpen {
+        id: RestaurantId,
+        open: bool,
+    },
+    AddCustomer {
+        customer: CustomerRecord,
+        at: DateTime<Utc>,
+    },
+    /// The order's one rating, folded into its restaurant's; skipped if it was rated.
+    AddRating(RatingRecord),
+    /// The first response to an idempotent request; skipped if one was saved.
+    SaveResponse {
+        subject: String,
+        key: String,
+        response: SavedResponse,
+        at: DateTime<Utc>,
+    },
+}
+
+impl Write {
+    /// Whether this write claims a key that may already be taken, in which case nothing of
+    /// its unit is written. A claim must be its unit's first write.
+    pub fn is_claim(&self) -> bool {
+        matches!(
+            self,
+            Write::PlaceOrder {
+                idempotency: Some(_),
+                ..
+            } | Write::AddRating(_)
+                | Write::SaveResponse { .. }
+        )
+    }
 }
 
 #[derive(Clone, Debug, Default)]
@@ -45,4 +86,19 @@ impl WriteUnit {
             writes: vec![write],
         }
     }
+}
+
+/// What committing a unit did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UnitOutcome {
+    /// Every write of the unit is durable.
+    Applied,
+    /// The placement's idempotency key was used before: nothing was written; here is the
+    /// first request's hash and order.
+    Replayed {
+        request_hash: String,
+        order_id: OrderId,
+    },
+    /// The unit's claim was taken (the order was rated, the response saved): nothing written.
+    AlreadyClaimed,
 }

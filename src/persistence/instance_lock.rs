@@ -67,7 +67,9 @@ impl InstanceLock {
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url.strip_prefix("sqlite://").or(url.strip_prefix("sqlite:"))?;
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or(url.strip_prefix("sqlite:"))?;
     let path = rest.split('?').next()?;
     (!path.is_empty() && path != ":memory:" && !rest.contains("mode=memory")).then_some(path)
 }
@@ -201,7 +203,10 @@ mod tests {
     #[test]
     fn sqlite_lock_files_sit_beside_the_database() {
         assert_eq!(sqlite_path("sqlite:///tmp/d.db"), Some("/tmp/d.db"));
-        assert_eq!(sqlite_path("sqlite://data/d.db?mode=rwc"), Some("data/d.db"));
+        assert_eq!(
+            sqlite_path("sqlite://data/d.db?mode=rwc"),
+            Some("data/d.db")
+        );
         assert_eq!(sqlite_path("sqlite::memory:"), None);
     }
 }

@@ -1,28 +1,43 @@
-//! Durable state: one [`Store`] over two implementations, PostgreSQL (production) and SQLite
-//! (the embedded default). Both run the same SQL text (`$n` placeholders, Unix-millisecond
-//! times, text UUIDs); each dialect keeps its own migrations under `migrations/`.
+//! Durable state: one [`Store`] over two dialects, PostgreSQL (production, `postgres.rs`) and
+//! SQLite (the embedded default, `sqlite.rs`). Statements that read the same in both are
+//! written once (`statements.rs`), rows are decoded in one place (`rows.rs`), and what a batch
+//! writes is planned without a database (`planner.rs`); each dialect keeps its own migrations
+//! under `migrations/` and its own bulk writes.
 //!
-//! Every write an HTTP 2xx depends on is awaited before the reply. Snapshot writes carry a
-//! monotonic version (`orders.version`, `riders.rev`) and never overwrite a newer row, so
-//! writes issued concurrently by different tasks cannot reorder state.
+//! Every write goes through the group-commit [`writer`]. Snapshot writes carry a monotonic
+//! version (`orders.version`, `riders.rev`); one that is not newer than the stored row fails
+//! its batch instead of being silently dropped.
 
 mod batch;
+mod dialect;
 mod instance_lock;
+mod planner;
+mod postgres;
 mod records;
-mod sql;
+mod rows;
+mod sqlite;
+mod stage;
+mod statements;
 pub mod writer;
 
 use chrono::{DateTime, Utc};
+use sqlx::FromRow;
+use sqlx::postgres::PgRow;
+use sqlx::sqlite::SqliteRow;
 
-pub use batch::{Write, WriteUnit};
+pub use batch::{UnitOutcome, Write, WriteUnit};
 pub use instance_lock::InstanceLock;
+pub use postgres::PostgresStore;
 pub use records::{
     CommittedEvent, CustomerRecord, HistoryCursor, JobRecord, OutboxEvent, PurgeReport,
     RatingRecord, Recipients, RestaurantRecord, RiderRecord, SavedResponse,
 };
-pub use sql::{PostgresStore, SqliteStore};
+pub use sqlite::SqliteStore;
 
-use crate::domain::{CustomerId, Order, OrderId, RestaurantId};
+use crate::domain::{CustomerId, Order, OrderId};
+use dialect::{Dialect, Stmt, execute, fetch_all, fetch_optional};
+use rows::{KeyRow, OrderRow, decode_all};
+use statements as sql;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -36,6 +51,9 @@ pub enum StoreError {
     Down,
     #[error("the write queue is full")]
     Overloaded,
+    /// A snapshot was not newer than the stored one: its write did not land.
+    #[error("a newer snapshot is already stored: {0}")]
+    LostGuard(String),
     /// Another server holds the database (see [`InstanceLock`]).
     #[error("{0}; one server per database until zones arrive: stop it or point this one elsewhere")]
     InUse(String),
@@ -45,22 +63,11 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
-/// What happened to an `Idempotency-Key` on placement.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Placement {
-    Inserted,
-    /// The key was used before: the first request's hash and order.
-    Replayed {
-        request_hash: String,
-        order_id: OrderId,
-    },
-}
-
 /// What a committed batch produced.
 #[derive(Debug, Default)]
 pub struct BatchOutcome {
-    /// Per unit: the placement outcome if the unit placed an order.
-    pub placements: Vec<Option<Placement>>,
+    /// Per unit, in order.
+    pub units: Vec<UnitOutcome>,
     pub events: Vec<CommittedEvent>,
 }
 
@@ -72,16 +79,13 @@ pub enum StagedBatch {
 
 impl StagedBatch {
     pub async fn commit(self) -> StoreResult<BatchOutcome> {
-        let commit = async {
-            match self {
-                StagedBatch::Sqlite(tx, outcome) => tx.commit().await.map(|_| outcome),
-                StagedBatch::Postgres(tx, outcome) => tx.commit().await.map(|_| outcome),
-            }
-        };
-        match tokio::time::timeout(CALL_TIMEOUT, commit).await {
-            Ok(result) => Ok(result?),
-            Err(_) => Err(StoreError::Timeout),
-        }
+        bounded(async {
+            Ok(match self {
+                StagedBatch::Sqlite(tx, outcome) => tx.commit().await.map(|_| outcome)?,
+                StagedBatch::Postgres(tx, outcome) => tx.commit().await.map(|_| outcome)?,
+            })
+        })
+        .await
     }
 }
 
@@ -95,19 +99,38 @@ pub enum Store {
 /// No store call may hang a request: past this, it fails as unavailable.
 pub const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-macro_rules! delegate {
-    ($self:ident . $method:ident ( $($arg:expr),* )) => {{
-        let call = async {
-            match $self {
-                Store::Sqlite(s) => s.$method($($arg),*).await,
-                Store::Postgres(s) => s.$method($($arg),*).await,
-            }
-        };
-        match tokio::time::timeout(CALL_TIMEOUT, call).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Timeout),
-        }
-    }};
+async fn bounded<T>(call: impl Future<Output = StoreResult<T>>) -> StoreResult<T> {
+    tokio::time::timeout(CALL_TIMEOUT, call)
+        .await
+        .unwrap_or(Err(StoreError::Timeout))
+}
+
+/// A row type both dialects decode.
+trait AnyRow: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> {}
+impl<R: Send + Unpin + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>> AnyRow for R {}
+
+/// Deletes rows past retention (orders, ratings, idempotency keys, consumed outbox events).
+async fn purge_rows<DB>(
+    pool: &sqlx::Pool<DB>,
+    orders_before: DateTime<Utc>,
+    keys_before: DateTime<Utc>,
+    outbox_before: DateTime<Utc>,
+) -> StoreResult<PurgeReport>
+where
+    DB: Dialect,
+    for<'c> &'c sqlx::Pool<DB>: sqlx::Executor<'c, Database = DB>,
+{
+    let orders = execute(pool, sql::purge_orders(orders_before)).await?;
+    execute(pool, sql::purge_ratings(orders_before)).await?;
+    let keys = execute(pool, sql::purge_keys(keys_before)).await?
+        + execute(pool, sql::purge_responses(keys_before)).await?;
+    let outbox = execute(pool, sql::purge_outbox(outbox_before)).await?;
+    Ok(PurgeReport {
+        orders_deleted: orders,
+        partitions_dropped: 0,
+        outbox_deleted: outbox,
+        idempotency_keys_deleted: keys,
+    })
 }
 
 impl Store {
@@ -128,28 +151,50 @@ impl Store {
         }
     }
 
+    async fn all<R: AnyRow>(&self, stmt: Stmt) -> StoreResult<Vec<R>> {
+        bounded(async {
+            match self {
+                Store::Sqlite(s) => fetch_all(s.pool(), stmt).await,
+                Store::Postgres(s) => fetch_all(s.pool(), stmt).await,
+            }
+        })
+        .await
+    }
+
+    async fn optional<R: AnyRow>(&self, stmt: Stmt) -> StoreResult<Option<R>> {
+        bounded(async {
+            match self {
+                Store::Sqlite(s) => fetch_optional(s.pool(), stmt).await,
+                Store::Postgres(s) => fetch_optional(s.pool(), stmt).await,
+            }
+        })
+        .await
+    }
+
     pub async fn ping(&self) -> StoreResult<()> {
-        delegate!(self.ping())
-    }
-
-    pub async fn insert_restaurant(&self, r: &RestaurantRecord) -> StoreResult<()> {
-        delegate!(self.insert_restaurant(r))
-    }
-
-    pub async fn set_restaurant_open(&self, id: RestaurantId, open: bool) -> StoreResult<()> {
-        delegate!(self.set_restaurant_open(id, open))
+        self.all::<(i32,)>(sql::ping()).await.map(|_| ())
     }
 
     pub async fn restaurants(&self) -> StoreResult<Vec<RestaurantRecord>> {
-        delegate!(self.restaurants())
-    }
-
-    pub async fn insert_customer(&self, c: &CustomerRecord) -> StoreResult<()> {
-        delegate!(self.insert_customer(c))
+        decode_all::<rows::RestaurantRow, _>(self.all(sql::restaurants()).await?)
     }
 
     pub async fn riders(&self) -> StoreResult<Vec<RiderRecord>> {
-        delegate!(self.riders())
+        decode_all::<rows::RiderRow, _>(self.all(sql::riders()).await?)
+    }
+
+    pub async fn jobs(&self) -> StoreResult<Vec<JobRecord>> {
+        decode_all::<rows::JobRow, _>(self.all(sql::jobs()).await?)
+    }
+
+    pub async fn cursor(&self, consumer: &str) -> StoreResult<i64> {
+        let seq: Option<(i64,)> = self.optional(sql::cursor(consumer)).await?;
+        Ok(seq.map_or(0, |(s,)| s))
+    }
+
+    /// Outbox events after `seq`, oldest first.
+    pub async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<CommittedEvent>> {
+        decode_all::<rows::EventRow, _>(self.all(sql::events_after(seq, limit)).await?)
     }
 
     pub async fn idempotent_placement(
@@ -157,36 +202,10 @@ impl Store {
         customer: CustomerId,
         key: &str,
     ) -> StoreResult<Option<(String, OrderId)>> {
-        delegate!(self.idempotent_placement(customer, key))
-    }
-
-    pub async fn order(&self, id: OrderId) -> StoreResult<Option<Order>> {
-        delegate!(self.order(id))
-    }
-
-    /// Runs units of work in one transaction left open for [`StagedBatch::commit`], so the
-    /// writer can stage the next batch while the previous one commits.
-    pub async fn stage_batch(&self, units: &[WriteUnit]) -> StoreResult<StagedBatch> {
-        let staged = async {
-            Ok(match self {
-                Store::Sqlite(s) => {
-                    let (tx, outcome) = s.stage_batch(units).await?;
-                    StagedBatch::Sqlite(tx, outcome)
-                }
-                Store::Postgres(s) => {
-                    let (tx, outcome) = s.stage_batch(units).await?;
-                    StagedBatch::Postgres(tx, outcome)
-                }
-            })
-        };
-        tokio::time::timeout(CALL_TIMEOUT, staged)
-            .await
-            .unwrap_or(Err(StoreError::Timeout))
-    }
-
-    /// Commits units of work in one transaction.
-    pub async fn apply_batch(&self, units: &[WriteUnit]) -> StoreResult<BatchOutcome> {
-        self.stage_batch(units).await?.commit().await
+        let row: Option<KeyRow> = self
+            .optional(sql::idempotent_placement(customer, key))
+            .await?;
+        row.map(KeyRow::decode).transpose()
     }
 
     pub async fn saved_response(
@@ -194,45 +213,18 @@ impl Store {
         subject: &str,
         key: &str,
     ) -> StoreResult<Option<SavedResponse>> {
-        delegate!(self.saved_response(subject, key))
+        let row: Option<rows::ResponseRow> =
+            self.optional(sql::saved_response(subject, key)).await?;
+        row.map(SavedResponse::try_from).transpose()
     }
 
-    /// Saves the first response for `(subject, key)`; `false` if one was already there.
-    pub async fn save_response(
-        &self,
-        subject: &str,
-        key: &str,
-        response: &SavedResponse,
-        at: DateTime<Utc>,
-    ) -> StoreResult<bool> {
-        delegate!(self.save_response(subject, key, response, at))
-    }
-
-    pub async fn jobs(&self) -> StoreResult<Vec<JobRecord>> {
-        delegate!(self.jobs())
-    }
-
-    pub async fn cursor(&self, consumer: &str) -> StoreResult<i64> {
-        delegate!(self.cursor(consumer))
-    }
-
-    pub async fn events_after(&self, seq: i64, limit: i64) -> StoreResult<Vec<CommittedEvent>> {
-        delegate!(self.events_after(seq, limit))
-    }
-
-    /// Removes orders placed before `cutoff` (dropping whole partitions on PostgreSQL),
-    /// idempotency keys before `keys_before` and consumed outbox events before `outbox_before`.
-    pub async fn purge(
-        &self,
-        cutoff: DateTime<Utc>,
-        keys_before: DateTime<Utc>,
-        outbox_before: DateTime<Utc>,
-    ) -> StoreResult<PurgeReport> {
-        delegate!(self.purge(cutoff, keys_before, outbox_before))
+    pub async fn order(&self, id: OrderId) -> StoreResult<Option<Order>> {
+        let row: Option<OrderRow> = self.optional(sql::order(id)).await?;
+        row.map(Order::try_from).transpose()
     }
 
     pub async fn unfinished_orders(&self) -> StoreResult<Vec<Order>> {
-        delegate!(self.unfinished_orders())
+        decode_all::<OrderRow, _>(self.all(sql::unfinished_orders()).await?)
     }
 
     /// A customer's orders placed after `since`, newest first, before `cursor`.
@@ -243,11 +235,47 @@ impl Store {
         cursor: Option<HistoryCursor>,
         limit: u32,
     ) -> StoreResult<Vec<Order>> {
-        delegate!(self.customer_orders(customer, since, cursor, limit))
+        let stmt = sql::customer_orders(customer, since, cursor, limit);
+        decode_all::<OrderRow, _>(self.all(stmt).await?)
     }
 
-    /// Records a rating and folds it into the restaurant's; `false` if the order was rated.
-    pub async fn add_rating(&self, rating: &RatingRecord) -> StoreResult<bool> {
-        delegate!(self.add_rating(rating))
+    /// Runs units of work in one transaction left open for [`StagedBatch::commit`], so the
+    /// writer can stage the next batch while the previous one commits.
+    pub async fn stage_batch(&self, units: &[WriteUnit]) -> StoreResult<StagedBatch> {
+        bounded(async {
+            Ok(match self {
+                Store::Sqlite(s) => {
+                    let (tx, outcome) = s.stage_batch(units).await?;
+                    StagedBatch::Sqlite(tx, outcome)
+                }
+                Store::Postgres(s) => {
+                    let (tx, outcome) = s.stage_batch(units).await?;
+                    StagedBatch::Postgres(tx, outcome)
+                }
+            })
+        })
+        .await
+    }
+
+    /// Commits units of work in one transaction.
+    pub async fn apply_batch(&self, units: &[WriteUnit]) -> StoreResult<BatchOutcome> {
+        self.stage_batch(units).await?.commit().await
+    }
+
+    /// Removes orders placed before `cutoff` (dropping whole partitions on PostgreSQL),
+    /// idempotency keys before `keys_before` and consumed outbox events before `outbox_before`.
+    pub async fn purge(
+        &self,
+        cutoff: DateTime<Utc>,
+        keys_before: DateTime<Utc>,
+        outbox_before: DateTime<Utc>,
+    ) -> StoreResult<PurgeReport> {
+        bounded(async {
+            match self {
+                Store::Sqlite(s) => s.purge(cutoff, keys_before, outbox_before).await,
+                Store::Postgres(s) => s.purge(cutoff, keys_before, outbox_before).await,
+            }
+        })
+        .await
     }
 }

@@ -32,6 +32,8 @@ pub struct RiderRecord {
     pub offer: Option<(OrderId, DateTime<Utc>)>,
     pub order_id: Option<OrderId>,
     pub rev: i64,
+    /// When this snapshot was taken (the engine's clock).
+    pub saved_at: DateTime<Utc>,
 }
 
 #[derive(Clone, Debug)]
@@ -71,6 +73,8 @@ pub struct JobRecord {
     pub order_id: OrderId,
     pub tried: Vec<RiderId>,
     pub deadline: DateTime<Utc>,
+    /// When this snapshot was taken (the engine's clock).
+    pub saved_at: DateTime<Utc>,
 }
 
 /// Who receives an event: the parties of its order (ops always do).

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use std::collections::VecDeque;
 
-use super::{BatchOutcome, CommittedEvent, Placement, Store, StoreError, StoreResult, WriteUnit};
+use super::{BatchOutcome, CommittedEvent, Store, StoreError, StoreResult, UnitOutcome, WriteUnit};
 
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
@@ -59,7 +59,7 @@ impl Health {
     }
 }
 
-type Reply = oneshot::Sender<StoreResult<Option<Placement>>>;
+type Reply = oneshot::Sender<StoreResult<UnitOutcome>>;
 
 struct Job {
     unit: WriteUnit,
@@ -95,7 +95,7 @@ impl Writer {
     pub fn submit(
         &self,
         unit: WriteUnit,
-    ) -> impl Future<Output = StoreResult<Option<Placement>>> + use<> {
+    ) -> impl Future<Output = StoreResult<UnitOutcome>> + use<> {
         let queued = if self.health.is_up() {
             let (done, rx) = oneshot::channel();
             match self.queue.try_send(Job { unit, done }) {
@@ -288,8 +288,8 @@ async fn settle(
     match done {
         Ok(Ok(outcome)) => {
             sink.committed(&outcome.events);
-            for (done, placement) in dones.into_iter().zip(outcome.placements) {
-                let _ = done.send(Ok(placement));
+            for (done, result) in dones.into_iter().zip(outcome.units) {
+                let _ = done.send(Ok(result));
             }
         }
         Ok(Err(e)) => recover(store, sink, health, e, units, dones).await,
@@ -328,7 +328,11 @@ async fn recover(
         let _ = done.send(match store.apply_batch(std::slice::from_ref(&unit)).await {
             Ok(outcome) => {
                 sink.committed(&outcome.events);
-                Ok(outcome.placements.into_iter().next().flatten())
+                Ok(outcome
+                    .units
+                    .into_iter()
+                    .next()
+                    .unwrap_or(UnitOutcome::Applied))
             }
             Err(e) => Err(for_waiter(&e)),
         });

@@ -32,7 +32,10 @@ async fn a_second_server_on_the_same_database_exits_naming_the_first() {
         said.contains("in use by") || said.contains("is locked by"),
         "no clear refusal in: {said}"
     );
-    assert!(said.contains(&first_pid), "the refusal does not name the holder: {said}");
+    assert!(
+        said.contains(&first_pid),
+        "the refusal does not name the holder: {said}"
+    );
 
     let health = awc::Client::default()
         .get(format!("{}/readyz", first.base))

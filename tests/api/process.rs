@@ -27,7 +27,8 @@ pub struct Setup {
 impl Setup {
     /// A fresh data directory, and a fresh PostgreSQL database in the PostgreSQL pass.
     pub async fn fresh(tag: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!("dabba-{tag}-{}", uuid::Uuid::new_v4().simple()));
+        let dir =
+            std::env::temp_dir().join(format!("dabba-{tag}-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&dir).unwrap();
         let database_url = match std::env::var("DABBA_TEST_STORE").as_deref() {
             Ok("postgres") => Some(crate::helpers::postgres_url().await),

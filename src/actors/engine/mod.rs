@@ -1,0 +1,271 @@
+//! `Engine`: the entry point the API calls. It finds (or recovers) the actor that owns a piece
+//! of state and sends it the command; it never decides a rule itself.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use chrono::{DateTime, Utc};
+
+mod orders;
+mod registration;
+mod riders;
+mod time;
+
+use super::directory::Directory;
+use super::dispatcher::{Dispatcher, InjectDispatcherFault, load_recovered};
+use super::error::EngineError;
+use super::order::{InjectFault, OrderActor};
+use super::services::{DispatchTimings, Services, Shared};
+use crate::domain::{Clock, CustomerId, Order, OrderId, Policy, RestaurantId};
+use crate::events::hub::Hub;
+use crate::events::relay::{self, Relay};
+use crate::persistence::writer::{Writer, WriterConfig};
+use crate::persistence::{PurgeReport, SavedResponse, Store, UnitOutcome, Write, WriteUnit};
+
+/// How far back a customer's history reaches.
+pub const HISTORY_WINDOW: chrono::Duration = chrono::Duration::days(183);
+
+/// Engine settings beyond the dispatch rules.
+#[derive(Clone, Debug)]
+pub struct EngineOptions {
+    pub writer: WriterConfig,
+    /// Allows `InjectFault` messages (tests only).
+    pub faults: bool,
+    /// Orders older than this are purged.
+    pub retention: chrono::Duration,
+    /// How often the retention job runs.
+    pub retention_every: std::time::Duration,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            writer: WriterConfig::default(),
+            faults: false,
+            retention: chrono::Duration::days(365),
+            retention_every: std::time::Duration::from_secs(3_600),
+        }
+    }
+}
+
+/// Idempotency keys are honoured for at least 24 h; they are kept two days.
+const IDEMPOTENCY_KEEP: chrono::Duration = chrono::Duration::days(2);
+/// Consumed outbox events are kept a week for replays and audits.
+const OUTBOX_KEEP: chrono::Duration = chrono::Duration::days(7);
+
+#[derive(Clone)]
+pub struct Engine {
+    services: Shared,
+    dispatcher: Addr<Dispatcher>,
+    /// Order actors live here, off the HTTP workers' threads.
+    orders_arbiter: ArbiterHandle,
+    /// Every arbiter the engine started (orders and dispatcher, writer), for [`Engine::stop`].
+    arbiters: Arc<Vec<ArbiterHandle>>,
+    retention: chrono::Duration,
+}
+
+impl Engine {
+    /// Recovers everything unfinished from the store and starts the actors: replays outbox
+    /// events that were committed but not handed on, starts the group-commit writer, rebuilds
+    /// dispatch (riders, offers, deadlines) and restarts an actor per unfinished order.
+    pub async fn start(
+        store: Store,
+        clock: Clock,
+        policy: Policy,
+        timings: DispatchTimings,
+        options: EngineOptions,
+    ) -> Result<Self, EngineError> {
+        let directory = Directory::default();
+        for r in store.restaurants().await? {
+            directory.upsert_restaurant(r);
+        }
+        let hub = Hub::default();
+        let relay = Relay::new(hub.clone(), store.cursor(relay::FANOUT).await?);
+        let replayed = relay.replay(&store).await?;
+        if replayed > 0 {
+            tracing::info!(replayed, "outbox events handed on after restart");
+        }
+        let (writer, writer_task) =
+            Writer::new(store.clone(), options.writer.clone(), relay.clone());
+        let writer_arbiter = Arbiter::new();
+        writer_arbiter.spawn(writer_task);
+        let recovered = load_recovered(&store).await?;
+        let unfinished = recovered.orders.clone();
+        let services = Arc::new(Services {
+            store,
+            writer,
+            faults: options.faults,
+            clock,
+            policy,
+            timings,
+            hub,
+            directory,
+        });
+        let arbiter = Arbiter::new();
+        let for_dispatcher = services.clone();
+        let dispatcher = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
+            Dispatcher::new(for_dispatcher, recovered)
+        });
+        let engine = Self {
+            services,
+            dispatcher,
+            orders_arbiter: arbiter.handle(),
+            arbiters: Arc::new(vec![arbiter.handle(), writer_arbiter.handle()]),
+            retention: options.retention,
+        };
+        tracing::info!(orders = unfinished.len(), "recovering unfinished orders");
+        for order in unfinished {
+            engine.spawn_order(order);
+        }
+        engine.spawn_housekeeping(relay, options.retention_every);
+        // Both arbiters run for the life of the process.
+        std::mem::forget(arbiter);
+        std::mem::forget(writer_arbiter);
+        Ok(engine)
+    }
+
+    /// Stops the engine's threads (and with them its actors, writer and connections).
+    pub fn stop(&self) {
+        for arbiter in self.arbiters.iter() {
+            arbiter.stop();
+        }
+    }
+
+    /// Periodic jobs: outbox cursor checkpoints and retention.
+    fn spawn_housekeeping(&self, relay: Arc<Relay>, retention_every: std::time::Duration) {
+        let writer = self.services.writer.clone();
+        self.orders_arbiter.spawn(async move {
+            let mut every = actix_rt::time::interval(std::time::Duration::from_secs(1));
+            loop {
+                every.tick().await;
+                if let Some(unit) = relay.checkpoint() {
+                    writer.submit_detached(unit, "outbox cursor").await;
+                }
+            }
+        });
+        let engine = self.clone();
+        self.orders_arbiter.spawn(async move {
+            let mut every = actix_rt::time::interval(retention_every);
+            loop {
+                every.tick().await;
+                match engine.purge().await {
+                    Ok(report) => tracing::info!(?report, "retention job done"),
+                    Err(error) => tracing::warn!(%error, "retention job failed; will retry"),
+                }
+            }
+        });
+    }
+
+    /// Removes data past retention (see [`Store::purge`]).
+    pub async fn purge(&self) -> Result<PurgeReport, EngineError> {
+        let now = self.now();
+        Ok(self
+            .services
+            .store
+            .purge(
+                now - self.retention,
+                now - IDEMPOTENCY_KEEP,
+                now - OUTBOX_KEEP,
+            )
+            .await?)
+    }
+
+    /// Makes an actor fail as a bug would (fault injection must be enabled).
+    pub async fn inject_fault(&self, target: FaultTarget) -> Result<(), EngineError> {
+        if !self.services.faults {
+            return Err(EngineError::NotFound("fault injection"));
+        }
+        match target {
+            FaultTarget::Order(id) => {
+                let addr = self
+                    .services
+                    .directory
+                    .order(id)
+                    .ok_or(EngineError::NotFound("live order"))?;
+                addr.send(InjectFault).await?
+            }
+            FaultTarget::Dispatcher => self.dispatcher.send(InjectDispatcherFault).await?,
+        }
+    }
+
+    /// Which database holds the state (`sqlite` or `postgres`).
+    pub fn store_kind(&self) -> &'static str {
+        self.services.store.kind()
+    }
+
+    pub fn live_orders(&self) -> usize {
+        self.services.directory.live_orders()
+    }
+
+    /// The first response saved for an idempotent request, if any.
+    pub async fn saved_response(
+        &self,
+        subject: &str,
+        key: &str,
+    ) -> Result<Option<SavedResponse>, EngineError> {
+        Ok(self.services.store.saved_response(subject, key).await?)
+    }
+
+    /// Saves the first response for `(subject, key)`; `false` if one was already saved.
+    pub async fn save_response(
+        &self,
+        subject: String,
+        key: String,
+        response: SavedResponse,
+    ) -> Result<bool, EngineError> {
+        let at = self.now();
+        let saved = self
+            .services
+            .writer
+            .submit(WriteUnit::one(Write::SaveResponse {
+                subject,
+                key,
+                response,
+                at,
+            }))
+            .await?;
+        Ok(saved == UnitOutcome::Applied)
+    }
+
+    pub fn hub(&self) -> &Hub {
+        &self.services.hub
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.services.clock.now()
+    }
+
+    fn spawn_order(&self, order: Order) -> Addr<OrderActor> {
+        let id = order.id;
+        let services = self.services.clone();
+        let dispatcher = self.dispatcher.clone();
+        let addr = Supervisor::start_in_arbiter(&self.orders_arbiter, move |_| {
+            OrderActor::new(order, services, dispatcher)
+        });
+        self.services.directory.register_order(id, addr)
+    }
+
+    /// Ready when the store answers and the writer is taking writes.
+    pub async fn ready(&self) -> Result<(), EngineError> {
+        if !self.services.writer.health().is_up() {
+            return Err(crate::persistence::StoreError::Down.into());
+        }
+        Ok(self.services.store.ping().await?)
+    }
+}
+
+/// Which actor a fault is injected into.
+#[derive(Clone, Copy, Debug)]
+pub enum FaultTarget {
+    Order(OrderId),
+    Dispatcher,
+}
+
+/// A validated placement request.
+pub struct NewOrderRequest {
+    pub customer_id: CustomerId,
+    pub restaurant_id: RestaurantId,
+    pub items: Vec<crate::domain::Item>,
+    pub delivery: crate::domain::Delivery,
+    pub deliver_at: Option<DateTime<Utc>>,
+}

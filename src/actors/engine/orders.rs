@@ -1,0 +1,165 @@
+//! Orders: placement (idempotent), reads, commands through the order's actor, history and
+//! ratings.
+
+use super::{Engine, HISTORY_WINDOW, NewOrderRequest};
+use crate::actors::error::EngineError;
+use crate::actors::order::{ApplyCommand, GetOrder};
+use crate::domain::order::{NewOrder, new_order};
+use crate::domain::{Command, CustomerId, Order, OrderId};
+use crate::events::relay;
+use crate::persistence::{
+    HistoryCursor, RatingRecord, RestaurantRecord, UnitOutcome, Write, WriteUnit,
+};
+
+impl Engine {
+    /// Places an order. With an idempotency key, a repeat of the same request returns the
+    /// first order (`Ok((order, false))`); the same key with another request is refused.
+    pub async fn place_order(
+        &self,
+        input: NewOrderRequest,
+        idempotency: Option<(String, String)>,
+    ) -> Result<(Order, bool), EngineError> {
+        let customer = input.customer_id;
+        if let Some((key, hash)) = &idempotency
+            && let Some((first_hash, order_id)) = self
+                .services
+                .store
+                .idempotent_placement(customer, key)
+                .await?
+        {
+            return self.replay(hash, &first_hash, order_id).await;
+        }
+        let restaurant = self.restaurant(input.restaurant_id)?;
+        if !restaurant.open {
+            return Err(EngineError::RestaurantClosed);
+        }
+        let order = new_order(
+            NewOrder {
+                customer_id: customer,
+                restaurant_id: restaurant.id,
+                restaurant_location: restaurant.location,
+                items: input.items,
+                delivery: input.delivery,
+                deliver_at: input.deliver_at,
+            },
+            self.now(),
+            &self.services.policy,
+        )?;
+        let hash = idempotency
+            .as_ref()
+            .map(|(_, h)| h.clone())
+            .unwrap_or_default();
+        let unit = WriteUnit::new(vec![
+            Write::PlaceOrder {
+                order: order.clone(),
+                idempotency,
+            },
+            Write::Event(relay::order_updated(&order, order.placed_at)),
+        ]);
+        if let UnitOutcome::Replayed {
+            request_hash,
+            order_id,
+        } = self.services.writer.submit(unit).await?
+        {
+            return self.replay(&hash, &request_hash, order_id).await;
+        }
+        metrics::counter!("dabba_orders_placed_total").increment(1);
+        tracing::info!(order_id = %order.id, restaurant_id = %order.restaurant_id, "order placed");
+        self.spawn_order(order.clone());
+        Ok((order, true))
+    }
+
+    async fn replay(
+        &self,
+        hash: &str,
+        first_hash: &str,
+        order_id: OrderId,
+    ) -> Result<(Order, bool), EngineError> {
+        if hash != first_hash {
+            return Err(EngineError::IdempotencyKeyReused);
+        }
+        Ok((self.order(order_id).await?, false))
+    }
+
+    /// The current order, from its live actor or, once finished, from the store.
+    pub async fn order(&self, id: OrderId) -> Result<Order, EngineError> {
+        if let Some(addr) = self.services.directory.order(id) {
+            return Ok(addr.send(GetOrder).await?);
+        }
+        self.services
+            .store
+            .order(id)
+            .await?
+            .ok_or(EngineError::NotFound("order"))
+    }
+
+    /// Applies a command to an order through its actor. Finished orders have no actor: the
+    /// state machine still decides, and refuses, so callers get the same errors.
+    pub async fn apply(&self, id: OrderId, cmd: Command) -> Result<Order, EngineError> {
+        if let Some(addr) = self.services.directory.order(id) {
+            return addr.send(ApplyCommand(cmd)).await?;
+        }
+        let order = self
+            .services
+            .store
+            .order(id)
+            .await?
+            .ok_or(EngineError::NotFound("order"))?;
+        if order.stage.is_terminal() {
+            order.apply(cmd, self.now(), &self.services.policy)?;
+            return Err(EngineError::InvalidState("the order is finished".into()));
+        }
+        let addr = self.spawn_order(order);
+        addr.send(ApplyCommand(cmd)).await?
+    }
+
+    pub async fn history(
+        &self,
+        customer: CustomerId,
+        cursor: Option<HistoryCursor>,
+        limit: u32,
+    ) -> Result<Vec<Order>, EngineError> {
+        let since = self.now() - HISTORY_WINDOW;
+        Ok(self
+            .services
+            .store
+            .customer_orders(customer, since, cursor, limit)
+            .await?)
+    }
+
+    pub async fn rate(
+        &self,
+        order: &Order,
+        stars: u8,
+        comment: Option<String>,
+    ) -> Result<RestaurantRecord, EngineError> {
+        if !order.may_be_rated() {
+            return Err(EngineError::InvalidState(
+                "only delivered orders can be rated".into(),
+            ));
+        }
+        let rating = RatingRecord {
+            order_id: order.id,
+            restaurant_id: order.restaurant_id,
+            customer_id: order.customer_id,
+            stars,
+            comment,
+            at: self.now(),
+        };
+        let rated = self
+            .services
+            .writer
+            .submit(WriteUnit::one(Write::AddRating(rating)))
+            .await?;
+        if rated == UnitOutcome::AlreadyClaimed {
+            return Err(EngineError::AlreadyRated);
+        }
+        self.services
+            .directory
+            .update_restaurant(order.restaurant_id, |r| {
+                r.rating_sum += i64::from(stars);
+                r.rating_count += 1;
+            })
+            .ok_or(EngineError::NotFound("restaurant"))
+    }
+}

@@ -1,0 +1,107 @@
+//! Registering restaurants, customers and riders, and the restaurants' open flag. Every
+//! registration is committed through the writer before it is visible.
+
+use super::Engine;
+use crate::actors::dispatcher::AddRider;
+use crate::actors::error::EngineError;
+use crate::domain::{CustomerId, LatLng, RestaurantId, RiderId, RiderStatus};
+use crate::persistence::{CustomerRecord, RestaurantRecord, RiderRecord, Write, WriteUnit};
+use crate::wire::RiderView;
+
+impl Engine {
+    pub async fn add_restaurant(
+        &self,
+        name: String,
+        location: LatLng,
+    ) -> Result<RestaurantRecord, EngineError> {
+        let restaurant = RestaurantRecord {
+            id: RestaurantId::new(),
+            name,
+            location,
+            open: true,
+            rating_sum: 0,
+            rating_count: 0,
+        };
+        let at = self.now();
+        self.commit(Write::AddRestaurant {
+            restaurant: restaurant.clone(),
+            at,
+        })
+        .await?;
+        self.services
+            .directory
+            .upsert_restaurant(restaurant.clone());
+        Ok(restaurant)
+    }
+
+    pub fn restaurant(&self, id: RestaurantId) -> Result<RestaurantRecord, EngineError> {
+        self.services
+            .directory
+            .restaurant(id)
+            .ok_or(EngineError::NotFound("restaurant"))
+    }
+
+    /// Restaurants within the delivery radius of `at`, nearest first, with their distance.
+    pub fn restaurants_near(&self, at: LatLng) -> Vec<(RestaurantRecord, f64)> {
+        self.services
+            .directory
+            .restaurants_near(at, self.services.policy.radius_m)
+    }
+
+    pub async fn set_restaurant_open(
+        &self,
+        id: RestaurantId,
+        open: bool,
+    ) -> Result<RestaurantRecord, EngineError> {
+        self.restaurant(id)?;
+        self.commit(Write::SetRestaurantOpen { id, open }).await?;
+        self.services
+            .directory
+            .update_restaurant(id, |r| r.open = open)
+            .ok_or(EngineError::NotFound("restaurant"))
+    }
+
+    pub async fn add_customer(
+        &self,
+        name: String,
+        phone: String,
+        email: String,
+    ) -> Result<CustomerRecord, EngineError> {
+        let customer = CustomerRecord {
+            id: CustomerId::new(),
+            name,
+            phone,
+            email,
+        };
+        let at = self.now();
+        self.commit(Write::AddCustomer {
+            customer: customer.clone(),
+            at,
+        })
+        .await?;
+        Ok(customer)
+    }
+
+    pub async fn add_rider(&self, name: String) -> Result<RiderView, EngineError> {
+        let rider = RiderRecord {
+            id: RiderId::new(),
+            name: name.clone(),
+            status: RiderStatus::Offline,
+            location: None,
+            offer: None,
+            order_id: None,
+            rev: 1,
+            saved_at: self.now(),
+        };
+        let id = rider.id;
+        self.commit(Write::SaveRider(rider)).await?;
+        self.dispatcher.send(AddRider { id, name }).await?;
+        self.rider(id).await
+    }
+
+    /// Commits one write on its own and waits until it is durable.
+    pub(super) async fn commit(&self, write: Write) -> Result<(), EngineError> {
+        self.services.writer.submit(WriteUnit::one(write)).await?;
+        Ok(())
+    }
+}

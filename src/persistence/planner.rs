@@ -1,0 +1,155 @@
+//! The batch planner: what a batch of units inserts, updates and deletes, decided without a
+//! database. Snapshots are saved in bulk with the last write per row winning (versions and
+//! revisions only rise), new orders before updates (an update of an order placed in the same
+//! batch must find it), a job's last word (saved or deleted) wins, and writes with no bulk
+//! form keep their order.
+
+use std::collections::HashMap;
+
+use super::batch::{Write, WriteUnit};
+use super::records::{JobRecord, OutboxEvent, RiderRecord};
+use crate::domain::{Order, OrderId, RiderId};
+
+#[derive(Debug, Default)]
+pub struct BatchPlan<'a> {
+    pub new_orders: Vec<&'a Order>,
+    pub saved_orders: Vec<&'a Order>,
+    pub riders: Vec<&'a RiderRecord>,
+    pub saved_jobs: Vec<&'a JobRecord>,
+    pub deleted_jobs: Vec<OrderId>,
+    /// Outbox events in commit order.
+    pub events: Vec<&'a OutboxEvent>,
+    /// Writes run one statement each, in order (registrations, ratings, cursors).
+    pub singles: Vec<&'a Write>,
+}
+
+/// Plans the units whose claims held (`applies[i]`); a claim itself is left to the caller,
+/// which ran it before planning to know whether its unit applies.
+pub fn plan<'a>(units: &'a [WriteUnit], applies: &[bool]) -> BatchPlan<'a> {
+    let mut p = BatchPlan::default();
+    let mut saved_orders: HashMap<OrderId, &Order> = HashMap::new();
+    let mut riders: HashMap<RiderId, &RiderRecord> = HashMap::new();
+    let mut jobs: HashMap<OrderId, Option<&JobRecord>> = HashMap::new();
+    let mut order_of_rows: Vec<OrderId> = Vec::new();
+    for (unit, _) in units.iter().zip(applies).filter(|(_, a)| **a) {
+        for write in &unit.writes {
+            match write {
+                Write::PlaceOrder { order, .. } => p.new_orders.push(order),
+                Write::SaveOrder(order) => {
+                    let slot = saved_orders.entry(order.id).or_insert(order);
+                    if slot.version < order.version {
+                        *slot = order;
+                    }
+                }
+                Write::Event(e) => p.events.push(e),
+                Write::SaveRider(r) => {
+                    let slot = riders.entry(r.id).or_insert(r);
+                    if slot.rev < r.rev {
+                        *slot = r;
+                    }
+                }
+                Write::SaveJob(j) => {
+                    if jobs.insert(j.order_id, Some(j)).is_none() {
+                        order_of_rows.push(j.order_id);
+                    }
+                }
+                Write::DeleteJob(id) => {
+                    if jobs.insert(*id, None).is_none() {
+                        order_of_rows.push(*id);
+                    }
+                }
+                Write::AddRating(_) | Write::SaveResponse { .. } => {
+                    // The claim already wrote the row; what else the rating changes is a single.
+                    p.singles.push(write);
+                }
+                Write::SaveCursor { .. }
+                | Write::AddRestaurant { .. }
+                | Write::SetRestaurantOpen { .. }
+                | Write::AddCustomer { .. } => p.singles.push(write),
+            }
+        }
+    }
+    p.saved_orders = saved_orders.into_values().collect();
+    p.riders = riders.into_values().collect();
+    for id in order_of_rows {
+        match jobs.get(&id) {
+            Some(Some(job)) => p.saved_jobs.push(job),
+            Some(None) => p.deleted_jobs.push(id),
+            None => {}
+        }
+    }
+    p
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::RiderStatus;
+    use chrono::Utc;
+    use proptest::prelude::*;
+
+    fn rider(id: RiderId, rev: i64) -> RiderRecord {
+        RiderRecord {
+            id,
+            name: "r".into(),
+            status: RiderStatus::Available,
+            location: None,
+            offer: None,
+            order_id: None,
+            rev,
+            saved_at: Utc::now(),
+        }
+    }
+
+    fn job(order_id: OrderId) -> JobRecord {
+        JobRecord {
+            order_id,
+            tried: vec![],
+            deadline: Utc::now(),
+            saved_at: Utc::now(),
+        }
+    }
+
+    proptest! {
+        /// Whatever the interleaving, the plan keeps each rider's highest revision and each
+        /// job's last word, once per row.
+        #[test]
+        fn last_write_per_row_wins(ops in prop::collection::vec((0usize..4, 1i64..50, any::<bool>()), 1..60)) {
+            let riders: Vec<RiderId> = (0..4).map(|_| RiderId::new()).collect();
+            let orders: Vec<OrderId> = (0..4).map(|_| OrderId::new()).collect();
+            let units: Vec<WriteUnit> = ops
+                .iter()
+                .map(|&(i, rev, keep)| {
+                    let j = if keep { Write::SaveJob(job(orders[i])) } else { Write::DeleteJob(orders[i]) };
+                    WriteUnit::new(vec![Write::SaveRider(rider(riders[i], rev)), j])
+                })
+                .collect();
+            let applies = vec![true; units.len()];
+            let p = plan(&units, &applies);
+            for (i, id) in riders.iter().enumerate() {
+                let want = ops.iter().filter(|o| o.0 == i).map(|o| o.1).max();
+                let got: Vec<i64> = p.riders.iter().filter(|r| r.id == *id).map(|r| r.rev).collect();
+                prop_assert_eq!(got, want.into_iter().collect::<Vec<_>>());
+                let last = ops.iter().rev().find(|o| o.0 == i).map(|o| o.2);
+                let saved = p.saved_jobs.iter().filter(|j| j.order_id == orders[i]).count();
+                let deleted = p.deleted_jobs.iter().filter(|d| **d == orders[i]).count();
+                match last {
+                    Some(true) => prop_assert_eq!((saved, deleted), (1, 0)),
+                    Some(false) => prop_assert_eq!((saved, deleted), (0, 1)),
+                    None => prop_assert_eq!((saved, deleted), (0, 0)),
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_unit_whose_claim_failed_writes_nothing() {
+        let units = vec![
+            WriteUnit::one(Write::SaveRider(rider(RiderId::new(), 2))),
+            WriteUnit::one(Write::DeleteJob(OrderId::new())),
+        ];
+        let p = plan(&units, &[false, true]);
+        assert!(p.riders.is_empty());
+        assert_eq!(p.deleted_jobs.len(), 1);
+    }
+}

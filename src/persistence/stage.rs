@@ -1,0 +1,192 @@
+//! Staging a batch, the same steps on either dialect: claims first (an idempotency key, a
+//! rating, a saved response decide whether their unit applies), then the planner's bulk
+//! writes through the dialect's [`BulkWrites`], then the singles and the outbox events.
+
+use sqlx::{Pool, Transaction};
+
+use super::batch::{UnitOutcome, Write, WriteUnit};
+use super::dialect::{Dialect, execute, fetch_optional};
+use super::planner::{BatchPlan, plan};
+use super::records::{CommittedEvent, JobRecord, OutboxEvent, RiderRecord};
+use super::rows::KeyRow;
+use super::{BatchOutcome, StoreError, StoreResult, statements as sql};
+use crate::domain::{Order, OrderId};
+
+/// Rows per bulk statement (well under both dialects' bind-parameter limits).
+pub const BULK_ROWS: usize = 500;
+
+/// The writes each dialect does its own way: in bulk on PostgreSQL (arrays + UNNEST, one
+/// round trip whatever the size), a statement per row on SQLite (in process, no round trip).
+pub trait BulkWrites: Dialect {
+    async fn insert_orders(
+        tx: &mut Transaction<'static, Self>,
+        orders: &[&Order],
+    ) -> StoreResult<()>;
+    /// Rows changed: an update whose stored version is not older changes none.
+    async fn update_orders(
+        tx: &mut Transaction<'static, Self>,
+        orders: &[&Order],
+    ) -> StoreResult<u64>;
+    /// Rows changed: a snapshot whose stored revision is not older changes none.
+    async fn save_riders(
+        tx: &mut Transaction<'static, Self>,
+        riders: &[&RiderRecord],
+    ) -> StoreResult<u64>;
+    async fn save_jobs(tx: &mut Transaction<'static, Self>, jobs: &[&JobRecord])
+    -> StoreResult<()>;
+    async fn delete_jobs(
+        tx: &mut Transaction<'static, Self>,
+        orders: &[OrderId],
+    ) -> StoreResult<()>;
+    /// The outbox sequence numbers drawn, in row order.
+    async fn insert_events(
+        tx: &mut Transaction<'static, Self>,
+        events: &[&OutboxEvent],
+    ) -> StoreResult<Vec<i64>>;
+}
+
+/// Runs `units` in one open transaction, to be committed by the caller; the outcome holds
+/// each unit's result and the outbox events in commit order.
+pub async fn stage<DB>(
+    pool: &Pool<DB>,
+    units: &[WriteUnit],
+) -> StoreResult<(Transaction<'static, DB>, BatchOutcome)>
+where
+    DB: BulkWrites,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    KeyRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let mut tx = pool.begin().await?;
+    let mut outcome = BatchOutcome::default();
+    let mut applies = Vec::with_capacity(units.len());
+    for unit in units {
+        let result = match unit.writes.first() {
+            Some(first) if first.is_claim() => claim(&mut tx, first).await?,
+            _ => UnitOutcome::Applied,
+        };
+        applies.push(result == UnitOutcome::Applied);
+        outcome.units.push(result);
+    }
+    let plan = plan(units, &applies);
+    write_plan(&mut tx, &plan, &mut outcome).await?;
+    Ok((tx, outcome))
+}
+
+/// Takes a unit's claim; anything but `Applied` means the unit writes nothing.
+async fn claim<DB>(tx: &mut Transaction<'static, DB>, write: &Write) -> StoreResult<UnitOutcome>
+where
+    DB: Dialect,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    KeyRow: for<'r> sqlx::FromRow<'r, DB::Row>,
+{
+    let taken = match write {
+        Write::PlaceOrder {
+            order,
+            idempotency: Some((key, hash)),
+        } => {
+            let stmt =
+                sql::claim_idempotency_key(order.customer_id, key, hash, order.id, order.placed_at);
+            if execute(&mut **tx, stmt).await? == 1 {
+                return Ok(UnitOutcome::Applied);
+            }
+            let first: KeyRow =
+                fetch_optional(&mut **tx, sql::idempotent_placement(order.customer_id, key))
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt("idempotency key vanished".into()))?;
+            let (request_hash, order_id) = first.decode()?;
+            return Ok(UnitOutcome::Replayed {
+                request_hash,
+                order_id,
+            });
+        }
+        Write::AddRating(rating) => execute(&mut **tx, sql::claim_rating(rating)).await? == 0,
+        Write::SaveResponse {
+            subject,
+            key,
+            response,
+            at,
+        } => execute(&mut **tx, sql::claim_response(subject, key, response, *at)).await? == 0,
+        _ => false,
+    };
+    Ok(if taken {
+        UnitOutcome::AlreadyClaimed
+    } else {
+        UnitOutcome::Applied
+    })
+}
+
+async fn write_plan<DB>(
+    tx: &mut Transaction<'static, DB>,
+    plan: &BatchPlan<'_>,
+    outcome: &mut BatchOutcome,
+) -> StoreResult<()>
+where
+    DB: BulkWrites,
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+{
+    for chunk in plan.new_orders.chunks(BULK_ROWS) {
+        DB::insert_orders(tx, chunk).await?;
+    }
+    for chunk in plan.saved_orders.chunks(BULK_ROWS) {
+        let changed = DB::update_orders(tx, chunk).await?;
+        guard("order", "version", chunk.len(), changed)?;
+    }
+    for chunk in plan.riders.chunks(BULK_ROWS) {
+        let changed = DB::save_riders(tx, chunk).await?;
+        guard("rider", "revision", chunk.len(), changed)?;
+    }
+    for chunk in plan.saved_jobs.chunks(BULK_ROWS) {
+        DB::save_jobs(tx, chunk).await?;
+    }
+    for chunk in plan.deleted_jobs.chunks(BULK_ROWS) {
+        DB::delete_jobs(tx, chunk).await?;
+    }
+    for write in &plan.singles {
+        for stmt in single(write) {
+            execute(&mut **tx, stmt).await?;
+        }
+    }
+    for chunk in plan.events.chunks(BULK_ROWS) {
+        let mut seqs = DB::insert_events(tx, chunk).await?;
+        // Sequences are drawn in row order; sort so RETURNING's order does not matter.
+        seqs.sort_unstable();
+        for (seq, e) in seqs.into_iter().zip(chunk) {
+            outcome.events.push(CommittedEvent {
+                seq,
+                event: (*e).clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Every guarded snapshot must change its row: one that does not lost a race to a newer
+/// snapshot, which must fail the request rather than answer 2xx for a write that did not land.
+fn guard(what: &str, by: &str, wanted: usize, changed: u64) -> StoreResult<()> {
+    if changed as usize == wanted {
+        return Ok(());
+    }
+    Err(StoreError::LostGuard(format!(
+        "{} of {wanted} {what} snapshots were not newer than the stored {by}",
+        wanted - changed as usize
+    )))
+}
+
+/// The statements of a write that has no bulk form.
+fn single(write: &Write) -> Vec<super::dialect::Stmt> {
+    match write {
+        Write::AddRestaurant { restaurant, at } => vec![sql::add_restaurant(restaurant, *at)],
+        Write::SetRestaurantOpen { id, open } => vec![sql::set_restaurant_open(*id, *open)],
+        Write::AddCustomer { customer, at } => vec![sql::add_customer(customer, *at)],
+        Write::AddRating(rating) => vec![sql::fold_rating(rating)],
+        Write::SaveCursor { consumer, seq } => vec![sql::save_cursor(consumer, *seq)],
+        // The claim was the whole write.
+        Write::SaveResponse { .. } => vec![],
+        Write::PlaceOrder { .. }
+        | Write::SaveOrder(_)
+        | Write::Event(_)
+        | Write::SaveRider(_)
+        | Write::SaveJob(_)
+        | Write::DeleteJob(_) => vec![],
+    }
+}

@@ -1,0 +1,264 @@
+//! Statements that read the same in PostgreSQL and SQLite: the reads, and the single-row
+//! writes of a batch. Bulk writes differ per dialect and live in `postgres.rs`/`sqlite.rs`.
+
+use chrono::{DateTime, Utc};
+
+use super::dialect::{Param, Stmt};
+use super::records::{
+    CustomerRecord, HistoryCursor, RatingRecord, RestaurantRecord, SavedResponse,
+};
+use super::rows::millis;
+use crate::domain::{CustomerId, OrderId, RestaurantId};
+
+use Param::{Bool, Int, OptText, Real, Text};
+
+pub fn ping() -> Stmt {
+    Stmt::new("SELECT 1", vec![])
+}
+
+pub fn restaurants() -> Stmt {
+    Stmt::new(
+        "SELECT id, name, lat, lng, open, rating_sum, rating_count FROM restaurants",
+        vec![],
+    )
+}
+
+pub fn riders() -> Stmt {
+    Stmt::new(
+        "SELECT id, name, status, lat, lng, offer_order_id, offer_expires_at, order_id, rev, updated_at
+         FROM riders",
+        vec![],
+    )
+}
+
+pub fn jobs() -> Stmt {
+    Stmt::new(
+        "SELECT order_id, tried, deadline, updated_at FROM dispatch_jobs",
+        vec![],
+    )
+}
+
+pub fn cursor(consumer: &str) -> Stmt {
+    Stmt::new(
+        "SELECT seq FROM outbox_cursors WHERE consumer = $1",
+        vec![Text(consumer.into())],
+    )
+}
+
+pub fn events_after(seq: i64, limit: i64) -> Stmt {
+    Stmt::new(
+        "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
+         FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+        vec![Int(seq), Int(limit)],
+    )
+}
+
+pub fn idempotent_placement(customer: CustomerId, key: &str) -> Stmt {
+    Stmt::new(
+        "SELECT request_hash, order_id FROM idempotency_keys WHERE customer_id = $1 AND key = $2",
+        vec![Text(customer.to_string()), Text(key.into())],
+    )
+}
+
+pub fn saved_response(subject: &str, key: &str) -> Stmt {
+    Stmt::new(
+        "SELECT request_hash, status, body FROM idempotent_responses WHERE subject = $1 AND key = $2",
+        vec![Text(subject.into()), Text(key.into())],
+    )
+}
+
+pub fn order(id: OrderId) -> Stmt {
+    Stmt::new(
+        "SELECT body FROM orders WHERE id = $1",
+        vec![Text(id.to_string())],
+    )
+}
+
+pub fn unfinished_orders() -> Stmt {
+    Stmt::new(
+        "SELECT body FROM orders WHERE NOT terminal ORDER BY placed_at",
+        vec![],
+    )
+}
+
+/// A customer's orders placed at or after `since`, newest first, after the cursor's page.
+pub fn customer_orders(
+    customer: CustomerId,
+    since: DateTime<Utc>,
+    cursor: Option<HistoryCursor>,
+    limit: u32,
+) -> Stmt {
+    let (before_ms, before_id) = match cursor {
+        Some(c) => (c.placed_at_ms, c.id.to_string()),
+        None => (i64::MAX, String::new()),
+    };
+    Stmt::new(
+        "SELECT body FROM orders
+         WHERE customer_id = $1 AND placed_at >= $2
+           AND (placed_at < $3 OR (placed_at = $3 AND id < $4) OR $5)
+         ORDER BY placed_at DESC, id DESC
+         LIMIT $6",
+        vec![
+            Text(customer.to_string()),
+            Int(millis(since)),
+            Int(before_ms),
+            Text(before_id),
+            Bool(cursor.is_none()),
+            Int(i64::from(limit)),
+        ],
+    )
+}
+
+// ---- single-row writes of a batch ------------------------------------------------------
+
+/// Claims an idempotency key for a placement; changes no row if it was taken.
+pub fn claim_idempotency_key(
+    customer: CustomerId,
+    key: &str,
+    hash: &str,
+    order: OrderId,
+    at: DateTime<Utc>,
+) -> Stmt {
+    Stmt::new(
+        "INSERT INTO idempotency_keys (customer_id, key, request_hash, order_id, created_at)
+         VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+        vec![
+            Text(customer.to_string()),
+            Text(key.into()),
+            Text(hash.into()),
+            Text(order.to_string()),
+            Int(millis(at)),
+        ],
+    )
+}
+
+/// Claims the one rating of an order; changes no row if it was rated.
+pub fn claim_rating(r: &RatingRecord) -> Stmt {
+    Stmt::new(
+        "INSERT INTO ratings (order_id, restaurant_id, customer_id, stars, comment, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        vec![
+            Text(r.order_id.to_string()),
+            Text(r.restaurant_id.to_string()),
+            Text(r.customer_id.to_string()),
+            Int(i64::from(r.stars)),
+            OptText(r.comment.clone()),
+            Int(millis(r.at)),
+        ],
+    )
+}
+
+pub fn fold_rating(r: &RatingRecord) -> Stmt {
+    Stmt::new(
+        "UPDATE restaurants SET rating_sum = rating_sum + $2, rating_count = rating_count + 1
+         WHERE id = $1",
+        vec![Text(r.restaurant_id.to_string()), Int(i64::from(r.stars))],
+    )
+}
+
+/// Claims the first response of an idempotent request; changes no row if one was saved.
+pub fn claim_response(
+    subject: &str,
+    key: &str,
+    response: &SavedResponse,
+    at: DateTime<Utc>,
+) -> Stmt {
+    Stmt::new(
+        "INSERT INTO idempotent_responses (subject, key, request_hash, status, body, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        vec![
+            Text(subject.into()),
+            Text(key.into()),
+            Text(response.request_hash.clone()),
+            Int(i64::from(response.status)),
+            Text(response.body.clone()),
+            Int(millis(at)),
+        ],
+    )
+}
+
+pub fn add_restaurant(r: &RestaurantRecord, at: DateTime<Utc>) -> Stmt {
+    Stmt::new(
+        "INSERT INTO restaurants (id, name, lat, lng, open, rating_sum, rating_count, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        vec![
+            Text(r.id.to_string()),
+            Text(r.name.clone()),
+            Real(r.location.lat),
+            Real(r.location.lng),
+            Bool(r.open),
+            Int(r.rating_sum),
+            Int(r.rating_count),
+            Int(millis(at)),
+        ],
+    )
+}
+
+pub fn set_restaurant_open(id: RestaurantId, open: bool) -> Stmt {
+    Stmt::new(
+        "UPDATE restaurants SET open = $2 WHERE id = $1",
+        vec![Text(id.to_string()), Bool(open)],
+    )
+}
+
+pub fn add_customer(c: &CustomerRecord, at: DateTime<Utc>) -> Stmt {
+    Stmt::new(
+        "INSERT INTO customers (id, name, phone, email, created_at) VALUES ($1, $2, $3, $4, $5)",
+        vec![
+            Text(c.id.to_string()),
+            Text(c.name.clone()),
+            Text(c.phone.clone()),
+            Text(c.email.clone()),
+            Int(millis(at)),
+        ],
+    )
+}
+
+/// Moves an outbox consumer's cursor forward, never back.
+pub fn save_cursor(consumer: &str, seq: i64) -> Stmt {
+    Stmt::new(
+        "INSERT INTO outbox_cursors (consumer, seq) VALUES ($1, $2)
+         ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq
+         WHERE outbox_cursors.seq < excluded.seq",
+        vec![Text(consumer.into()), Int(seq)],
+    )
+}
+
+// ---- retention ----------------------------------------------------------------------------
+
+pub fn purge_orders(before: DateTime<Utc>) -> Stmt {
+    Stmt::new(
+        "DELETE FROM orders WHERE placed_at < $1",
+        vec![Int(millis(before))],
+    )
+}
+
+pub fn purge_ratings(before: DateTime<Utc>) -> Stmt {
+    Stmt::new(
+        "DELETE FROM ratings WHERE created_at < $1",
+        vec![Int(millis(before))],
+    )
+}
+
+pub fn purge_keys(before: DateTime<Utc>) -> Stmt {
+    Stmt::new(
+        "DELETE FROM idempotency_keys WHERE created_at < $1",
+        vec![Int(millis(before))],
+    )
+}
+
+pub fn purge_responses(before: DateTime<Utc>) -> Stmt {
+    Stmt::new(
+        "DELETE FROM idempotent_responses WHERE created_at < $1",
+        vec![Int(millis(before))],
+    )
+}
+
+/// Only events every consumer has passed.
+pub fn purge_outbox(before: DateTime<Utc>) -> Stmt {
+    Stmt::new(
+        "DELETE FROM outbox WHERE created_at < $1
+           AND seq <= (SELECT COALESCE(MIN(seq), 0) FROM outbox_cursors)",
+        vec![Int(millis(before))],
+    )
+}
