@@ -471,3 +471,38 @@ impl Ws {
 pub fn is_type(t: &'static str) -> impl Fn(&Value) -> bool {
     move |m| m["type"] == t
 }
+
+/// The restaurant [`bare_store`] registers, for orders written straight to the store.
+pub fn bare_restaurant() -> dabba::domain::RestaurantId {
+    "00000000-0000-4000-8000-00000000d05a"
+        .parse()
+        .expect("uuid")
+}
+
+/// A store with no engine on top (a fresh database), holding one restaurant.
+pub async fn bare_store() -> (dabba::persistence::Store, Option<std::path::PathBuf>) {
+    use dabba::persistence::{RestaurantRecord, Store, Write, WriteUnit};
+    let (store, dir) = match std::env::var("DABBA_TEST_STORE").as_deref() {
+        Ok("postgres") => (Store::open(&postgres_url().await, 2).await.unwrap(), None),
+        _ => {
+            let dir = std::env::temp_dir().join(format!("dabba-store-{}", Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let url = format!("sqlite://{}", dir.join("t.db").display());
+            (Store::open(&url, 2).await.unwrap(), Some(dir))
+        }
+    };
+    let restaurant = RestaurantRecord {
+        id: bare_restaurant(),
+        name: "Bare Bhavan".into(),
+        location: dabba::domain::LatLng::parse(12.97, 77.59).unwrap(),
+        open: true,
+        rating_sum: 0,
+        rating_count: 0,
+    };
+    let add = Write::AddRestaurant {
+        restaurant,
+        at: chrono::Utc::now(),
+    };
+    store.apply_batch(&[WriteUnit::one(add)]).await.unwrap();
+    (store, dir)
+}

@@ -14,5 +14,6 @@ mod outage;
 mod outbox;
 mod process;
 mod registration;
+mod store;
 mod supervision;
 mod ws;

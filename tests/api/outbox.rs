@@ -4,36 +4,18 @@
 use chrono::Utc;
 
 use dabba::domain::order::{NewOrder, new_order};
-use dabba::domain::{CustomerId, Delivery, Item, LatLng, Policy, RestaurantId};
+use dabba::domain::{CustomerId, Delivery, Item, LatLng, Policy};
 use dabba::events::hub::{Audience, Hub};
 use dabba::events::relay::{self, Relay};
 use dabba::persistence::writer::EventSink;
-use dabba::persistence::{Store, Write, WriteUnit};
-
-async fn store() -> (Store, Option<std::path::PathBuf>) {
-    match std::env::var("DABBA_TEST_STORE").as_deref() {
-        Ok("postgres") => (
-            Store::open(&crate::helpers::postgres_url().await, 2)
-                .await
-                .unwrap(),
-            None,
-        ),
-        _ => {
-            let dir = std::env::temp_dir()
-                .join(format!("dabba-outbox-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&dir).unwrap();
-            let url = format!("sqlite://{}", dir.join("t.db").display());
-            (Store::open(&url, 2).await.unwrap(), Some(dir))
-        }
-    }
-}
+use dabba::persistence::{Write, WriteUnit};
 
 fn order(customer: CustomerId) -> dabba::domain::Order {
     let at = LatLng::parse(12.97, 77.59).unwrap();
     new_order(
         NewOrder {
             customer_id: customer,
-            restaurant_id: RestaurantId::new(),
+            restaurant_id: crate::helpers::bare_restaurant(),
             restaurant_location: at,
             items: vec![Item {
                 name: "vada".into(),
@@ -54,7 +36,7 @@ fn order(customer: CustomerId) -> dabba::domain::Order {
 
 #[actix_web::test]
 async fn committed_events_are_replayed_once_after_a_crash_and_never_twice() {
-    let (store, dir) = store().await;
+    let (store, dir) = crate::helpers::bare_store().await;
     let customer = CustomerId::new();
     // Three orders committed with their events, as if the process died before handing them on.
     let mut placed = vec![];
@@ -111,7 +93,7 @@ async fn a_full_write_queue_refuses_instead_of_dropping_and_every_queued_write_c
     use dabba::persistence::StoreError;
     use dabba::persistence::writer::{Writer, WriterConfig};
 
-    let (store, dir) = store().await;
+    let (store, dir) = crate::helpers::bare_store().await;
     let config = WriterConfig {
         queue: 2,
         ..WriterConfig::default()

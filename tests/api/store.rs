@@ -1,0 +1,111 @@
+//! The store below the API, on both dialects: a snapshot that is not newer than the stored
+//! one fails its write (never a silent 2xx), and the database itself refuses data the domain
+//! never produces (stars outside 1–5, orders of unknown restaurants).
+
+use chrono::Utc;
+use dabba::domain::order::{NewOrder, new_order};
+use dabba::domain::{
+    CustomerId, Delivery, Item, LatLng, OrderId, Policy, RestaurantId, RiderId, RiderStatus,
+};
+use dabba::persistence::{
+    RatingRecord, RestaurantRecord, RiderRecord, Store, StoreError, Write, WriteUnit,
+};
+
+fn rider(id: RiderId, rev: i64) -> RiderRecord {
+    RiderRecord {
+        id,
+        name: "Ravi".into(),
+        status: RiderStatus::Available,
+        location: None,
+        offer: None,
+        order_id: None,
+        rev,
+        saved_at: Utc::now(),
+    }
+}
+
+async fn write(store: &Store, w: Write) -> Result<(), StoreError> {
+    store.apply_batch(&[WriteUnit::one(w)]).await.map(|_| ())
+}
+
+#[actix_web::test]
+async fn an_older_snapshot_fails_instead_of_vanishing() {
+    let (store, dir) = crate::helpers::bare_store().await;
+    let id = RiderId::new();
+    write(&store, Write::SaveRider(rider(id, 1))).await.unwrap();
+    write(&store, Write::SaveRider(rider(id, 3))).await.unwrap();
+    let stale = write(&store, Write::SaveRider(rider(id, 2))).await;
+    assert!(
+        matches!(stale, Err(StoreError::LostGuard(_))),
+        "a stale snapshot must be an error, got {stale:?}"
+    );
+    let riders = store.riders().await.unwrap();
+    assert_eq!(riders.iter().find(|r| r.id == id).map(|r| r.rev), Some(3));
+    drop(dir.map(std::fs::remove_dir_all));
+}
+
+#[actix_web::test]
+async fn the_database_refuses_what_the_domain_never_writes() {
+    let (store, dir) = crate::helpers::bare_store().await;
+    let at = LatLng::parse(12.9716, 77.5946).unwrap();
+    let restaurant = RestaurantRecord {
+        id: RestaurantId::new(),
+        name: "Vidyarthi Bhavan".into(),
+        location: at,
+        open: true,
+        rating_sum: 0,
+        rating_count: 0,
+    };
+    let add = Write::AddRestaurant {
+        restaurant: restaurant.clone(),
+        at: Utc::now(),
+    };
+    write(&store, add).await.unwrap();
+    let rating = |stars| {
+        Write::AddRating(RatingRecord {
+            order_id: OrderId::new(),
+            restaurant_id: restaurant.id,
+            customer_id: CustomerId::new(),
+            stars,
+            comment: None,
+            at: Utc::now(),
+        })
+    };
+    assert!(write(&store, rating(6)).await.is_err(), "six stars stored");
+    assert!(write(&store, rating(0)).await.is_err(), "zero stars stored");
+    write(&store, rating(5)).await.expect("five stars are fine");
+
+    let order = |restaurant_id| {
+        new_order(
+            NewOrder {
+                customer_id: CustomerId::new(),
+                restaurant_id,
+                restaurant_location: at,
+                items: vec![Item {
+                    name: "Masala dosa".into(),
+                    quantity: 1,
+                    unit_price_cents: 9_000,
+                }],
+                delivery: Delivery {
+                    location: at,
+                    address: "12 Bull Temple Rd".into(),
+                },
+                deliver_at: None,
+            },
+            Utc::now(),
+            &Policy { radius_m: 5_000.0 },
+        )
+        .unwrap()
+    };
+    let place = |o| Write::PlaceOrder {
+        order: o,
+        idempotency: None,
+    };
+    write(&store, place(order(restaurant.id))).await.unwrap();
+    let orphan = write(&store, place(order(RestaurantId::new()))).await;
+    assert!(
+        orphan.is_err(),
+        "an order of an unknown restaurant was stored"
+    );
+    drop(dir.map(std::fs::remove_dir_all));
+}
