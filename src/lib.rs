@@ -11,13 +11,12 @@
 
 pub mod actors;
 pub mod api;
+pub mod client;
 pub mod config;
-pub mod demo;
 pub mod dispatch;
 pub mod domain;
 pub mod events;
 pub mod geo;
-pub mod load;
 pub mod persistence;
 pub mod startup;
 pub mod telemetry;

@@ -14,7 +14,6 @@ use crate::process::{Server, Setup, start};
 use dabba::api::auth::{Keys, Role};
 
 struct Api {
-    client: awc::Client,
     keys: Keys,
     ops: String,
 }
@@ -23,13 +22,7 @@ impl Api {
     fn new() -> Self {
         let keys = Keys::new(SECRET);
         let ops = keys.mint(Role::Ops, Uuid::new_v4(), chrono::Duration::hours(1));
-        Self {
-            client: awc::Client::builder()
-                .timeout(Duration::from_secs(20))
-                .finish(),
-            keys,
-            ops,
-        }
+        Self { keys, ops }
     }
 
     fn token(&self, role: Role, id: &str) -> String {
@@ -45,20 +38,12 @@ impl Api {
         token: &str,
         body: Option<Value>,
     ) -> Result<(u16, Value), String> {
-        let req = self
+        let r = s
             .client
-            .request(method.parse().unwrap(), format!("{}{}", s.base, path))
-            .insert_header(("Authorization", format!("Bearer {token}")));
-        let mut resp = match body {
-            Some(b) => req.send_json(&b).await,
-            None => req.send().await,
-        }
-        .map_err(|e| e.to_string())?;
-        let bytes = resp.body().await.map_err(|e| e.to_string())?;
-        Ok((
-            resp.status().as_u16(),
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        ))
+            .call(method, path, Some(token), body.as_ref())
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((r.status, r.body))
     }
 
     async fn ok(

@@ -5,8 +5,6 @@
 
 use std::time::Duration;
 
-use awc::ws;
-use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -30,8 +28,7 @@ pub fn south(metres: f64) -> Value {
 }
 
 pub struct TestApp {
-    pub base: String,
-    pub client: awc::Client,
+    pub client: dabba::client::Client,
     pub ops: String,
     keys: Keys,
     server: actix_web::dev::ServerHandle,
@@ -47,16 +44,8 @@ impl Drop for TestApp {
     }
 }
 
-pub struct Response {
-    pub status: u16,
-    pub body: Value,
-}
-
-impl Response {
-    pub fn code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or("")
-    }
-}
+/// An answer of the server (status, JSON body, `Retry-After`).
+pub type Response = dabba::client::Reply;
 
 struct TempDir(std::path::PathBuf);
 
@@ -170,11 +159,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
     actix_web::rt::spawn(app.run_until_stopped());
     let keys = Keys::new(SECRET);
     let ops = keys.mint(Role::Ops, Uuid::new_v4(), chrono::Duration::hours(1));
-    let client = awc::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .finish();
+    let client = dabba::client::Client::new(&base, Duration::from_secs(30));
     TestApp {
-        base,
         client,
         ops,
         keys,
@@ -197,48 +183,17 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Response {
-        let url = format!("{}{}", self.base, path);
-        let mut req = self.client.request(method.parse().expect("method"), url);
-        if let Some(t) = token {
-            req = req.insert_header(("Authorization", format!("Bearer {t}")));
-        }
-        let resp = match body {
-            Some(b) => req.send_json(&b).await,
-            None => req.send().await,
-        };
-        let mut resp = resp.expect("request sent");
-        let bytes = resp
-            .body()
-            .limit(16 * 1024 * 1024)
+        self.client
+            .call(method, path, token, body.as_ref())
             .await
-            .expect("body read");
-        let body = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()))
-        };
-        Response {
-            status: resp.status().as_u16(),
-            body,
-        }
+            .expect("request sent")
     }
 
     pub async fn raw(&self, method: &str, path: &str, token: &str, body: &'static str) -> Response {
-        let url = format!("{}{}", self.base, path);
-        let mut resp = self
-            .client
-            .request(method.parse().expect("method"), url)
-            .insert_header(("Authorization", format!("Bearer {token}")))
-            .insert_header(("Content-Type", "application/json"))
-            .send_body(body)
+        self.client
+            .raw(method, path, token, body)
             .await
-            .expect("request sent");
-        let bytes = resp.body().await.expect("body read");
-        Response {
-            status: resp.status().as_u16(),
-            body: serde_json::from_slice(&bytes).unwrap_or(Value::Null),
-        }
+            .expect("request sent")
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Response {
@@ -378,66 +333,38 @@ impl TestApp {
     }
 
     pub async fn ws(&self, token: &str) -> Ws {
-        let url = format!(
-            "{}/v1/ws?token={token}",
-            self.base.replace("http://", "ws://")
-        );
-        let (_resp, framed) = self
-            .client
-            .ws(url)
-            .max_frame_size(1 << 20)
-            .connect()
-            .await
-            .expect("websocket connects");
-        Ws { framed }
+        Ws {
+            socket: self.client.socket(token).await.expect("websocket connects"),
+        }
     }
 }
 
 pub struct Ws {
-    framed: actix_codec::Framed<awc::BoxedSocket, ws::Codec>,
+    socket: dabba::client::Socket,
 }
+
+/// How long a test waits for a message it expects.
+const WAIT: Duration = Duration::from_secs(5);
 
 impl Ws {
     pub async fn send(&mut self, v: Value) {
-        self.framed
-            .send(ws::Message::Text(v.to_string().into()))
-            .await
-            .expect("ws send");
+        self.socket.send_json(&v).await.expect("ws send");
     }
 
     pub async fn send_text(&mut self, t: &str) {
-        self.framed
-            .send(ws::Message::Text(t.to_owned().into()))
-            .await
-            .expect("ws send");
+        self.socket.send_text(t).await.expect("ws send");
     }
 
     /// The next JSON message, or `None` if none arrives within 5 s or the socket closed.
     pub async fn next(&mut self) -> Option<Value> {
-        loop {
-            let frame = tokio::time::timeout(Duration::from_secs(5), self.framed.next())
-                .await
-                .ok()??;
-            match frame.ok()? {
-                ws::Frame::Text(t) => return serde_json::from_slice(&t).ok(),
-                ws::Frame::Ping(p) => {
-                    let _ = self.framed.send(ws::Message::Pong(p)).await;
-                }
-                ws::Frame::Close(_) => return None,
-                _ => {}
-            }
-        }
+        tokio::time::timeout(WAIT, self.socket.next_json())
+            .await
+            .ok()?
     }
 
     /// True if nothing but pings arrives within `wait`.
     pub async fn silent_for(&mut self, wait: Duration) -> bool {
-        loop {
-            match tokio::time::timeout(wait, self.framed.next()).await {
-                Err(_) => return true,
-                Ok(Some(Ok(ws::Frame::Ping(_) | ws::Frame::Pong(_)))) => continue,
-                Ok(_) => return false,
-            }
-        }
+        self.socket.silent_for(wait).await
     }
 
     /// Skips messages until one matches `pred`.
@@ -450,19 +377,13 @@ impl Ws {
         }
     }
 
-    /// The close code if the server closes the socket within 5 s.
+    /// The close code if the server closes the socket within 5 s (0: closed without one).
     pub async fn closed_with(&mut self) -> Option<u16> {
         loop {
-            let frame = tokio::time::timeout(Duration::from_secs(5), self.framed.next())
-                .await
-                .ok()?;
-            match frame {
+            match tokio::time::timeout(WAIT, self.socket.event()).await.ok()? {
                 None => return Some(0),
-                Some(Ok(ws::Frame::Close(reason))) => {
-                    return Some(reason.map(|r| u16::from(r.code)).unwrap_or(0));
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(_)) => return Some(0),
+                Some(dabba::client::Event::Closed(code)) => return Some(code),
+                Some(dabba::client::Event::Message(_)) => continue,
             }
         }
     }

@@ -12,16 +12,18 @@ async fn post_with_key(
     key: &str,
     body: Value,
 ) -> (u16, Value) {
-    let mut resp = app
+    let r = app
         .client
-        .post(format!("{}{path}", app.base))
-        .insert_header(("Authorization", format!("Bearer {token}")))
-        .insert_header(("Idempotency-Key", key))
-        .send_json(&body)
+        .call_with(
+            "POST",
+            path,
+            Some(token),
+            Some(&body),
+            &[("Idempotency-Key", key)],
+        )
         .await
         .unwrap();
-    let v: Value = resp.json().await.unwrap();
-    (resp.status().as_u16(), v)
+    (r.status, r.body)
 }
 
 #[actix_web::test]

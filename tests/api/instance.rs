@@ -37,12 +37,8 @@ async fn a_second_server_on_the_same_database_exits_naming_the_first() {
         "the refusal does not name the holder: {said}"
     );
 
-    let health = awc::Client::default()
-        .get(format!("{}/readyz", first.base))
-        .send()
-        .await
-        .expect("the first server answers");
-    assert!(health.status().is_success());
+    let health = first.client.call("GET", "/readyz", None, None).await;
+    assert!(health.expect("the first server answers").ok());
     drop(first);
 
     // Once the first is gone, the database is free again.

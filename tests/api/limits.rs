@@ -20,23 +20,12 @@ async fn place_until_limited(
     app: &TestApp,
     customer: &str,
     restaurant: &str,
-) -> (usize, crate::helpers::Response, Option<String>) {
+) -> (usize, crate::helpers::Response) {
     for placed in 0..50 {
-        let mut resp = app
-            .client
-            .post(format!("{}/v1/orders", app.base))
-            .insert_header(("Authorization", format!("Bearer {customer}")))
-            .send_json(&app.order_body(restaurant, north(100.0)))
-            .await
-            .unwrap();
-        let retry = resp
-            .headers()
-            .get("Retry-After")
-            .map(|v| v.to_str().unwrap().to_owned());
-        let body: serde_json::Value = resp.json().await.unwrap();
-        let status = resp.status().as_u16();
-        if status != 201 {
-            return (placed, crate::helpers::Response { status, body }, retry);
+        let body = app.order_body(restaurant, north(100.0));
+        let resp = app.post("/v1/orders", customer, body).await;
+        if resp.status != 201 {
+            return (placed, resp);
         }
     }
     panic!("never rate limited");
@@ -45,10 +34,10 @@ async fn place_until_limited(
 async fn check_limits(app: &TestApp) {
     let restaurant = app.restaurant().await;
     let (_, customer) = app.customer().await;
-    let (placed, refused, retry) = place_until_limited(app, &customer, &restaurant.0).await;
+    let (placed, refused) = place_until_limited(app, &customer, &restaurant.0).await;
     assert_eq!(placed, 5, "the burst is 5 (10 s of 0.5/s)");
     assert_eq!((refused.status, refused.code()), (429, "rate_limited"));
-    let retry: u32 = retry.expect("Retry-After").parse().unwrap();
+    let retry = refused.retry_after.expect("Retry-After");
     assert!((1..=2).contains(&retry), "{retry}");
     // Buckets are per subject and per class: another customer and reads are unaffected.
     let (_, other) = app.customer().await;
@@ -92,7 +81,7 @@ async fn redis_buckets_are_shared_between_nodes() {
     .await;
     let restaurant = a.restaurant().await;
     let (_, customer) = a.customer().await;
-    let (placed, _, _) = place_until_limited(&a, &customer, &restaurant.0).await;
+    let (placed, _) = place_until_limited(&a, &customer, &restaurant.0).await;
     assert_eq!(placed, 5);
     // The same customer on another node draws from the same, empty, bucket.
     let r = b
@@ -117,7 +106,7 @@ async fn a_redis_failure_falls_back_to_in_process_buckets() {
     proxy.cut();
     // Requests keep working; limits still apply, from the in-process buckets.
     let (_, customer) = app.customer().await;
-    let (placed, refused, _) = place_until_limited(&app, &customer, &restaurant.0).await;
+    let (placed, refused) = place_until_limited(&app, &customer, &restaurant.0).await;
     assert_eq!((placed, refused.status), (5, 429));
     let metrics = app.call("GET", "/metrics", None, None).await;
     assert!(

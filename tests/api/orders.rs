@@ -309,17 +309,14 @@ async fn the_same_idempotency_key_never_creates_a_second_order() {
     let (r, _) = app.restaurant().await;
     let (cust, t) = app.customer().await;
     let body = app.order_body(&r, south(100.0));
-    let send = |b: serde_json::Value| {
-        let req = app
+    let send = async |b: serde_json::Value| {
+        let key = [("Idempotency-Key", "k-123")];
+        let r = app
             .client
-            .post(format!("{}/v1/orders", app.base))
-            .insert_header(("Authorization", format!("Bearer {t}")))
-            .insert_header(("Idempotency-Key", "k-123"));
-        async move {
-            let mut resp = req.send_json(&b).await.unwrap();
-            let v: serde_json::Value = resp.json().await.unwrap();
-            (resp.status().as_u16(), v)
-        }
+            .call_with("POST", "/v1/orders", Some(&t), Some(&b), &key)
+            .await
+            .unwrap();
+        (r.status, r.body)
     };
     let (s1, first) = send(body.clone()).await;
     let (s2, second) = send(body.clone()).await;

@@ -8,7 +8,7 @@ use crate::helpers::SECRET;
 
 pub struct Server {
     pub child: Child,
-    pub base: String,
+    pub client: dabba::client::Client,
     pub log: PathBuf,
 }
 
@@ -80,15 +80,15 @@ pub async fn start(setup: &Setup, run: &str) -> Server {
     let child = command(setup, port, &log)
         .spawn()
         .expect("the dabba binary starts");
+    let base = format!("http://127.0.0.1:{port}");
     let server = Server {
         child,
-        base: format!("http://127.0.0.1:{port}"),
+        client: dabba::client::Client::new(&base, Duration::from_secs(20)),
         log,
     };
-    let client = awc::Client::default();
     for _ in 0..300 {
-        if let Ok(r) = client.get(format!("{}/readyz", server.base)).send().await
-            && r.status().is_success()
+        if let Ok(r) = server.client.call("GET", "/readyz", None, None).await
+            && r.ok()
         {
             return server;
         }

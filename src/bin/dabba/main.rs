@@ -1,4 +1,8 @@
-//! `dabba`: serve, demo, token, migrate.
+//! `dabba`: serve, demo, load, token, migrate. The demo city and the load generator live
+//! here, outside the server's library, and drive it through `dabba::client`.
+
+mod demo;
+mod load;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -28,10 +32,10 @@ enum Cmd {
         #[command(flatten)]
         config: ServeConfig,
         #[command(flatten)]
-        city: dabba::demo::CityConfig,
+        city: demo::CityConfig,
     },
     /// Drive a running server through its public API and report latency per flow.
-    Load(dabba::load::LoadConfig),
+    Load(load::LoadConfig),
     /// Print a bearer token signed with `DABBA_JWT_SECRET`.
     Token {
         #[arg(long, value_enum)]
@@ -71,12 +75,12 @@ fn main() -> anyhow::Result<()> {
         }
         Cmd::Serve(config) => actix_web::rt::System::new().block_on(serve(config)),
         Cmd::Load(config) => actix_web::rt::System::new()
-            .block_on(async move { dabba::load::run(config).await.map(|_| ()) }),
+            .block_on(async move { load::run(config).await.map(|_| ()) }),
         Cmd::Demo { config, city } => actix_web::rt::System::new().block_on(async move {
             let app = Application::build(&config).await?;
             let base = format!("http://127.0.0.1:{}", app.port());
             tracing::info!(%base, "dabba demo: server up, populating the city");
-            actix_web::rt::spawn(dabba::demo::run(base, config.jwt_secret.clone(), city));
+            actix_web::rt::spawn(demo::run(base, config.jwt_secret.clone(), city));
             app.run_until_stopped().await.context("server")
         }),
         Cmd::Migrate(config) => actix_web::rt::System::new().block_on(async move {

@@ -1,0 +1,217 @@
+//! The simulated parties of `dabba load`: customers ordering open-loop, restaurants answering
+//! from their sockets, riders streaming positions and answering offers.
+
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Value, json};
+
+use super::LoadConfig;
+use super::report::Shared;
+use dabba::client::{Client, Socket};
+
+/// Calls and records the latency under `flow`; transport failures, 5xx and 429 are errors.
+pub(super) async fn timed(
+    client: &Client,
+    state: &Shared,
+    flow: &'static str,
+    method: &str,
+    path: &str,
+    token: &str,
+    body: Option<&Value>,
+) -> Option<Value> {
+    let t = Instant::now();
+    match client.call(method, path, Some(token), body).await {
+        Ok(r) if r.ok() => {
+            state.borrow_mut().record(flow, t.elapsed());
+            Some(r.body)
+        }
+        // The workload races itself (a customer cancels while the restaurant accepts):
+        // the server refusing is the right answer, not an error.
+        Ok(r) if matches!(r.status, 404 | 409 | 422) => None,
+        _ => {
+            state.borrow_mut().error(flow);
+            None
+        }
+    }
+}
+
+pub(super) async fn customer_order(
+    client: Client,
+    state: Shared,
+    token: String,
+    body: Value,
+    cancel: bool,
+    update: bool,
+) {
+    let Some(order) = timed(
+        &client,
+        &state,
+        "place_order",
+        "POST",
+        "/v1/orders",
+        &token,
+        Some(&body),
+    )
+    .await
+    else {
+        return;
+    };
+    let Some(id) = order["id"].as_str().map(str::to_owned) else {
+        return;
+    };
+    if update {
+        let mut delivery = body["delivery"].clone();
+        delivery["address"] = json!("Load St, flat 2");
+        let _ = client
+            .call(
+                "PATCH",
+                &format!("/v1/orders/{id}"),
+                Some(&token),
+                Some(&json!({"delivery": delivery})),
+            )
+            .await;
+    }
+    if cancel {
+        actix_rt::time::sleep(Duration::from_secs(2)).await;
+        let _ = client.order_step(&token, &id, "cancel").await;
+    }
+}
+
+/// Records push latency from the server's `sent_at_us` stamp.
+pub(super) fn record_push(state: &Shared, msg: &Value) {
+    if let Some(sent) = msg["sent_at_us"].as_i64() {
+        let lag = chrono::Utc::now().timestamp_micros() - sent;
+        state
+            .borrow_mut()
+            .record("push", Duration::from_micros(lag.max(1) as u64));
+    }
+}
+
+pub(super) async fn restaurant(
+    client: Client,
+    state: Shared,
+    id: String,
+    token: String,
+    mut socket: Socket,
+    think: Duration,
+) {
+    state.borrow_mut().ws_open += 1;
+    while let Some(msg) = socket.next_json().await {
+        record_push(&state, &msg);
+        if state.borrow().stop {
+            break;
+        }
+        if msg["type"] != "order.updated" || msg["order"]["stage"] != "awaiting_restaurant" {
+            continue;
+        }
+        let Some(order) = msg["order"]["id"].as_str().map(str::to_owned) else {
+            continue;
+        };
+        let (client, state, token, id) = (client.clone(), state.clone(), token.clone(), id.clone());
+        actix_rt::spawn(async move {
+            actix_rt::time::sleep(think).await;
+            let path = format!("/v1/restaurants/{id}/orders/{order}/accept");
+            // Dispatch runs inside the accept, so the offer can beat the accept's response:
+            // offer delivery is timed from the moment the accept is sent.
+            state
+                .borrow_mut()
+                .accepted_at
+                .insert(order.clone(), Instant::now());
+            if timed(
+                &client,
+                &state,
+                "restaurant_accept",
+                "POST",
+                &path,
+                &token,
+                None,
+            )
+            .await
+            .is_none()
+            {
+                state.borrow_mut().accepted_at.remove(&order);
+            }
+        });
+    }
+    state.borrow_mut().ws_open -= 1;
+}
+
+/// One simulated rider: who it is, where it starts, and the seed of its choices.
+pub(super) struct SimRider {
+    pub(super) id: String,
+    pub(super) token: String,
+    pub(super) start: (f64, f64),
+    pub(super) seed: u64,
+}
+
+pub(super) async fn rider(
+    client: Client,
+    state: Shared,
+    me: SimRider,
+    mut socket: Socket,
+    cfg: LoadConfig,
+) {
+    let SimRider {
+        id,
+        token,
+        start,
+        seed,
+    } = me;
+    let mut rng = StdRng::seed_from_u64(seed);
+    state.borrow_mut().ws_open += 1;
+    let mut at = start;
+    // Spread the riders' updates over the interval.
+    let offset = cfg.location_interval.mul_f64(rng.random::<f64>());
+    let mut tick = actix_rt::time::interval_at(
+        actix_rt::time::Instant::now() + offset,
+        cfg.location_interval.max(Duration::from_millis(10)),
+    );
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if state.borrow().stop { break; }
+                if !state.borrow().moving { continue; }
+                at = (at.0 + rng.random_range(-0.0005..0.0005), at.1 + rng.random_range(-0.0005..0.0005));
+                let frame = json!({"type": "location", "lat": at.0, "lng": at.1});
+                let t = Instant::now();
+                if socket.send_json(&frame).await.is_err() {
+                    state.borrow_mut().error("location_update");
+                    break;
+                }
+                state.borrow_mut().record("location_update", t.elapsed());
+            }
+            msg = socket.next_json() => {
+                let Some(msg) = msg else { break };
+                record_push(&state, &msg);
+                if msg["type"] == "offer" {
+                        let Some(order) = msg["order_id"].as_str().map(str::to_owned) else { continue };
+                        let asked = state.borrow_mut().accepted_at.remove(&order);
+                        if let Some(t) = asked {
+                            state.borrow_mut().record("offer_delivery", t.elapsed());
+                        }
+                        let accept = rng.random_bool(cfg.accept_ratio);
+                        let (client, state, token, id, think) = (client.clone(), state.clone(), token.clone(), id.clone(), cfg.think_time);
+                        actix_rt::spawn(async move {
+                            actix_rt::time::sleep(think).await;
+                            let answer = if accept { "accept" } else { "reject" };
+                            let path = format!("/v1/riders/{id}/offers/{order}/{answer}");
+                            if accept {
+                                if timed(&client, &state, "offer_accept", "POST", &path, &token, None).await.is_some() {
+                                    // Ride it out so the rider is free again.
+                                    actix_rt::time::sleep(think).await;
+                                    let _ = client.order_step(&token, &order, "pickup").await;
+                                    actix_rt::time::sleep(think).await;
+                                    let _ = client.order_step(&token, &order, "deliver").await;
+                                }
+                            } else {
+                                let _ = client.call("POST", &path, Some(&token), None).await;
+                            }
+                        });
+                }
+            }
+        }
+    }
+    state.borrow_mut().ws_open -= 1;
+}
