@@ -93,12 +93,12 @@ fn order() -> dabba::domain::Order {
                 Item {
                     name: "Masala dosa".into(),
                     quantity: 2,
-                    unit_price_cents: 9_000,
+                    unit_price_cents: dabba::domain::Cents(9_000),
                 },
                 Item {
                     name: "Filter coffee".into(),
                     quantity: 1,
-                    unit_price_cents: 4_000,
+                    unit_price_cents: dabba::domain::Cents(4_000),
                 },
             ],
             delivery: Delivery {

@@ -112,12 +112,12 @@ async fn dabba_run(
                         Item {
                             name: "Masala dosa".into(),
                             quantity: 2,
-                            unit_price_cents: 9_000,
+                            unit_price_cents: dabba::domain::Cents(9_000),
                         },
                         Item {
                             name: "Filter coffee".into(),
                             quantity: 1,
-                            unit_price_cents: 4_000,
+                            unit_price_cents: dabba::domain::Cents(4_000),
                         },
                     ],
                     delivery: Delivery {

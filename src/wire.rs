@@ -6,8 +6,8 @@ use utoipa::ToSchema;
 
 use crate::domain::order::Refund;
 use crate::domain::{
-    CustomerId, Delivery, Item, LatLng, Order, OrderId, RestaurantId, RiderId, RiderStatus, Stage,
-    Status,
+    Cents, CustomerId, Delivery, Item, LatLng, Order, OrderId, RestaurantId, RiderId, RiderStatus,
+    Stage, Status,
 };
 use crate::persistence::RestaurantRecord;
 
@@ -19,7 +19,8 @@ pub struct OrderView {
     pub restaurant_id: RestaurantId,
     pub rider_id: Option<RiderId>,
     pub items: Vec<Item>,
-    pub total_cents: i64,
+    #[schema(value_type = i64)]
+    pub total_cents: Cents,
     pub delivery: Delivery,
     pub deliver_at: Option<DateTime<Utc>>,
     pub status: Status,

@@ -16,7 +16,7 @@ use super::idempotency::{self, Reply};
 use crate::actors::{Engine, NewOrderRequest};
 use crate::domain::order::Refund;
 use crate::domain::{
-    Command, CustomerId, Delivery, Item, LatLng, Order, OrderId, RestaurantId, RiderId,
+    Cents, Command, CustomerId, Delivery, Item, LatLng, Order, OrderId, RestaurantId, RiderId,
 };
 use crate::persistence::HistoryCursor;
 use crate::wire::{OrderView, RestaurantView};
@@ -169,7 +169,7 @@ pub fn validate_items(input: &[ItemInput]) -> Result<Vec<Item>, ApiError> {
             Ok(Item {
                 name: text(&format!("items[{i}].name"), &it.name, 200)?,
                 quantity: it.quantity,
-                unit_price_cents: it.unit_price_cents,
+                unit_price_cents: Cents(it.unit_price_cents),
             })
         })
         .collect()

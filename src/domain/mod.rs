@@ -1,8 +1,10 @@
 //! Pure rules, no I/O: ids, coordinates, the order state machine, refund policy, the clock.
 
 pub mod clock;
+pub mod distance;
 pub mod ids;
 pub mod location;
+pub mod money;
 pub mod order;
 pub mod policy;
 pub mod rider;
@@ -10,6 +12,7 @@ pub mod rider;
 pub use clock::Clock;
 pub use ids::{CustomerId, OrderId, RestaurantId, RiderId};
 pub use location::LatLng;
+pub use money::Cents;
 pub use order::{Command, Delivery, Item, Order, OrderError, Stage, Status};
 pub use policy::Policy;
 pub use rider::RiderStatus;

@@ -10,13 +10,13 @@ use super::ids::{CustomerId, OrderId, RestaurantId, RiderId};
 use super::location::LatLng;
 use super::policy::{self, Policy};
 
-/// Money in integer minor units (INR paise).
-pub type Cents = i64;
+pub use super::money::Cents;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Item {
     pub name: String,
     pub quantity: u32,
+    #[schema(value_type = i64)]
     pub unit_price_cents: Cents,
 }
 
@@ -29,6 +29,7 @@ pub struct Delivery {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Refund {
     pub percent: u8,
+    #[schema(value_type = i64)]
     pub amount_cents: Cents,
 }
 
@@ -286,7 +287,7 @@ pub fn new_order(
     let total_cents = input
         .items
         .iter()
-        .map(|i| i64::from(i.quantity) * i.unit_price_cents)
+        .map(|i| i.unit_price_cents.times(i.quantity))
         .sum();
     Ok(Order {
         id: OrderId::new(),
@@ -323,7 +324,7 @@ mod tests {
                 items: vec![Item {
                     name: "dosa".into(),
                     quantity: 2,
-                    unit_price_cents: 12_000,
+                    unit_price_cents: Cents(12_000),
                 }],
                 delivery: Delivery {
                     location: r,
@@ -412,7 +413,10 @@ mod tests {
         let cancel = |secs| o.apply(Command::Cancel, at(secs), &p);
         assert_eq!(cancel(599).unwrap().refund.unwrap().percent, 70);
         assert_eq!(cancel(600).unwrap().refund.unwrap().percent, 40);
-        assert_eq!(cancel(600).unwrap().refund.unwrap().amount_cents, 9_600);
+        assert_eq!(
+            cancel(600).unwrap().refund.unwrap().amount_cents,
+            Cents(9_600)
+        );
         assert_eq!(cancel(1_799).unwrap().refund.unwrap().percent, 40);
         assert_eq!(cancel(1_800), Err(OrderError::CancellationWindowClosed));
     }

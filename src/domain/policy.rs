@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 
+use super::distance::distance_m;
 use super::location::LatLng;
 use super::order::{Cents, Refund, Stage};
-use crate::geo::distance_m;
 
 /// Tunable rules; the radius is configurable, the refund tiers are the product's promise.
 #[derive(Clone, Debug)]
@@ -54,7 +54,7 @@ pub fn update_allowed(stage: Stage, placed_at: DateTime<Utc>, now: DateTime<Utc>
 pub fn refund(total: Cents, percent: u8) -> Refund {
     Refund {
         percent,
-        amount_cents: total * i64::from(percent) / 100,
+        amount_cents: total.percent(percent),
     }
 }
 

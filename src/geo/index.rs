@@ -10,8 +10,8 @@ use std::hash::Hash;
 
 use rstar::{AABB, PointDistance, RTree, RTreeObject};
 
-use super::distance::{EARTH_RADIUS_M, distance_m};
 use crate::domain::LatLng;
+use crate::domain::distance::{EARTH_RADIUS_M, distance_m};
 
 #[derive(Clone, Debug, PartialEq)]
 struct Entry<Id> {

@@ -2,8 +2,7 @@
 //!
 //! Synchronous and actor-free: the dispatcher owns a [`PointIndex`] and calls it directly.
 
-mod distance;
 mod index;
 
-pub use distance::{EARTH_RADIUS_M, distance_m};
+pub use crate::domain::distance::{EARTH_RADIUS_M, distance_m};
 pub use index::PointIndex;

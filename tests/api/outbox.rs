@@ -20,7 +20,7 @@ fn order(customer: CustomerId) -> dabba::domain::Order {
             items: vec![Item {
                 name: "vada".into(),
                 quantity: 1,
-                unit_price_cents: 3000,
+                unit_price_cents: dabba::domain::Cents(3000),
             }],
             delivery: Delivery {
                 location: at,

@@ -84,7 +84,7 @@ async fn the_database_refuses_what_the_domain_never_writes() {
                 items: vec![Item {
                     name: "Masala dosa".into(),
                     quantity: 1,
-                    unit_price_cents: 9_000,
+                    unit_price_cents: dabba::domain::Cents(9_000),
                 }],
                 delivery: Delivery {
                     location: at,

@@ -1,8 +1,9 @@
-//! Great-circle distance: the one definition of "within 5 km".
+//! Great-circle distance: the one definition of "within 5 km". A rule, so it lives in the
+//! domain; the rider index (`geo`) converts its radii with the same Earth radius.
 
 use geo::{Distance, Haversine, Point};
 
-use crate::domain::LatLng;
+use super::LatLng;
 
 /// The mean Earth radius `geo`'s haversine uses; the index converts radii with the same value.
 pub const EARTH_RADIUS_M: f64 = 6_371_008.8;
