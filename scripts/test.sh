@@ -75,6 +75,10 @@ if ! ensure_redis; then
 fi
 export DABBA_TEST_REDIS_URL="$REDIS_URL_TEST"
 
+log "formatting and lints (cargo fmt --check, clippy -D warnings)"
+cargo fmt --check
+cargo clippy --all-targets --quiet -- -D warnings
+
 log "unit, property and API tests on the embedded SQLite store, in-process rate limits"
 cargo test
 

@@ -21,10 +21,7 @@ impl Restarts {
     /// Records a restart and returns how long to wait before resuming.
     pub fn record(&mut self, hub: &Hub, kind: &'static str, id: String) -> Duration {
         // A quiet minute resets the streak.
-        if self
-            .last
-            .is_some_and(|t| t.elapsed() > Duration::from_secs(60))
-        {
+        if self.last.is_some_and(|t| t.elapsed() > QUIET_RESETS_STREAK) {
             self.count = 0;
         }
         self.count += 1;
@@ -43,13 +40,19 @@ impl Restarts {
     }
 }
 
+/// A restart streak ends after this long without a failure.
+const QUIET_RESETS_STREAK: Duration = Duration::from_secs(60);
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
 /// 0 ms for the first restart, then 50 ms doubling up to 5 s.
 pub fn backoff(streak: u32) -> Duration {
     if streak <= 1 {
         return Duration::ZERO;
     }
-    Duration::from_millis(50u64.saturating_mul(1 << (streak - 2).min(7)))
-        .min(Duration::from_secs(5))
+    FIRST_BACKOFF
+        .saturating_mul(1 << (streak - 2).min(7))
+        .min(MAX_BACKOFF)
 }
 
 /// Runs `f`, turning a panic into `None` so a bug stops one actor, not its thread.

@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
-use super::extract::{ValidJson, text};
+use super::extract::{MAX_NAME_CHARS, ValidJson, text};
 use crate::actors::Engine;
 use crate::domain::CustomerId;
 
@@ -46,7 +46,7 @@ pub async fn create(
 ) -> ApiResult<HttpResponse> {
     caller.require(Role::Ops)?;
     let b = body.0;
-    let name = text("name", &b.name, 200)?;
+    let name = text("name", &b.name, MAX_NAME_CHARS)?;
     let phone = text("phone", &b.phone, 32)?;
     if !phone
         .chars()

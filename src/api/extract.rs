@@ -76,6 +76,11 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// Longest name (restaurant, rider, customer, menu item) accepted, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+/// Longest free-text reason (a restaurant's rejection) accepted, in characters.
+pub const MAX_REASON_CHARS: usize = 500;
+
 /// A trimmed, non-empty string of at most `max` characters.
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
     let v = value.trim();

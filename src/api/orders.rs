@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
-use super::extract::{ValidJson, optional_text, text};
+use super::extract::{MAX_NAME_CHARS, ValidJson, optional_text, text};
 use super::idempotency::{self, Reply};
 use crate::actors::{Engine, NewOrderRequest};
 use crate::domain::order::Refund;
@@ -167,7 +167,7 @@ pub fn validate_items(input: &[ItemInput]) -> Result<Vec<Item>, ApiError> {
                 )));
             }
             Ok(Item {
-                name: text(&format!("items[{i}].name"), &it.name, 200)?,
+                name: text(&format!("items[{i}].name"), &it.name, MAX_NAME_CHARS)?,
                 quantity: it.quantity,
                 unit_price_cents: Cents(it.unit_price_cents),
             })

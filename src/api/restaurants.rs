@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
-use super::extract::{MaybeJson, ValidJson, optional_text, text};
+use super::extract::{MAX_NAME_CHARS, MAX_REASON_CHARS, MaybeJson, ValidJson, optional_text, text};
 use super::idempotency::{self, Reply};
 use crate::actors::Engine;
 use crate::domain::{Command, LatLng, OrderId, RestaurantId};
@@ -54,7 +54,7 @@ pub async fn create(
     body: ValidJson<CreateRestaurant>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Role::Ops)?;
-    let name = text("name", &body.0.name, 200)?;
+    let name = text("name", &body.0.name, MAX_NAME_CHARS)?;
     let r = engine.add_restaurant(name, body.0.location).await?;
     Ok(HttpResponse::Created().json(RestaurantView::from(&r)))
 }
@@ -157,7 +157,7 @@ pub async fn reject_order(
     let reason = optional_text(
         "reason",
         body.0.as_ref().and_then(|b| b.reason.as_deref()),
-        500,
+        MAX_REASON_CHARS,
     )?
     .unwrap_or_default();
     idempotency::run(&req, &engine, &caller, reason.as_bytes(), async {

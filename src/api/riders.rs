@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
-use super::extract::{ValidJson, text};
+use super::extract::{MAX_NAME_CHARS, ValidJson, text};
 use super::idempotency::{self, Reply};
 use crate::actors::Engine;
 use crate::domain::{LatLng, OrderId, RiderId, RiderStatus};
@@ -47,7 +47,9 @@ pub async fn create(
     body: ValidJson<CreateRider>,
 ) -> ApiResult<HttpResponse> {
     caller.require(Role::Ops)?;
-    let rider = engine.add_rider(text("name", &body.0.name, 200)?).await?;
+    let rider = engine
+        .add_rider(text("name", &body.0.name, MAX_NAME_CHARS)?)
+        .await?;
     Ok(HttpResponse::Created().json(rider))
 }
 

@@ -26,16 +26,21 @@ impl Policy {
 }
 
 /// Cancellation and update windows, measured from `placed_at`.
-pub const FULL_REFUND_TIER: Duration = Duration::minutes(10);
+pub const EARLY_CANCEL_WINDOW: Duration = Duration::minutes(10);
 pub const CHANGE_WINDOW: Duration = Duration::minutes(30);
+/// The refund tiers: cancelled inside the early window, inside the change window.
+pub const EARLY_CANCEL_REFUND_PERCENT: u8 = 70;
+pub const LATE_CANCEL_REFUND_PERCENT: u8 = 40;
+/// What the customer gets back when the platform or the restaurant ends the order.
+pub const FULL_REFUND_PERCENT: u8 = 100;
 
 /// Under 10 min 70 %, under 30 min 40 %, from 30 min on no cancellation.
 pub fn cancellation_refund_percent(placed_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<u8> {
     let elapsed = now - placed_at;
-    if elapsed < FULL_REFUND_TIER {
-        Some(70)
+    if elapsed < EARLY_CANCEL_WINDOW {
+        Some(EARLY_CANCEL_REFUND_PERCENT)
     } else if elapsed < CHANGE_WINDOW {
-        Some(40)
+        Some(LATE_CANCEL_REFUND_PERCENT)
     } else {
         None
     }
@@ -59,5 +64,5 @@ pub fn refund(total: Cents, percent: u8) -> Refund {
 }
 
 pub fn full_refund(total: Cents) -> Refund {
-    refund(total, 100)
+    refund(total, FULL_REFUND_PERCENT)
 }

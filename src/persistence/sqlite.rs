@@ -17,6 +17,9 @@ use super::stage::{BulkWrites, stage};
 use super::{BatchOutcome, StoreResult, purge_rows};
 use crate::domain::{Order, OrderId};
 
+/// How long a statement waits for the file lock, or a request for a connection.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
@@ -29,10 +32,10 @@ impl SqliteStore {
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(BUSY_TIMEOUT);
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections.clamp(2, 8))
-            .acquire_timeout(Duration::from_secs(5))
+            .acquire_timeout(BUSY_TIMEOUT)
             .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&pool).await?;

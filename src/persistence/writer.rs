@@ -339,6 +339,10 @@ async fn recover(
     }
 }
 
+/// How soon, and at most how rarely, a down store is probed.
+const PROBE_FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const PROBE_MAX_BACKOFF: Duration = Duration::from_secs(5);
+
 /// Marks the store down and probes it with backoff until it answers.
 fn mark_down(store: Store, health: Arc<Health>) {
     if !health.up.swap(false, Ordering::AcqRel) {
@@ -346,7 +350,7 @@ fn mark_down(store: Store, health: Arc<Health>) {
     }
     metrics::gauge!("dabba_store_up").set(0.0);
     tokio::spawn(async move {
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = PROBE_FIRST_BACKOFF;
         loop {
             tokio::time::sleep(backoff).await;
             match store.ping().await {
@@ -358,7 +362,7 @@ fn mark_down(store: Store, health: Arc<Health>) {
                 }
                 Err(error) => {
                     tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "storage still unavailable");
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    backoff = (backoff * 2).min(PROBE_MAX_BACKOFF);
                 }
             }
         }

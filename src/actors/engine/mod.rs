@@ -50,6 +50,8 @@ impl Default for EngineOptions {
 
 /// Idempotency keys are honoured for at least 24 h; they are kept two days.
 const IDEMPOTENCY_KEEP: chrono::Duration = chrono::Duration::days(2);
+/// How often the relay's outbox cursor is saved (a restart replays at most this much).
+const CURSOR_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Consumed outbox events are kept a week for replays and audits.
 const OUTBOX_KEEP: chrono::Duration = chrono::Duration::days(7);
 
@@ -135,7 +137,7 @@ impl Engine {
     fn spawn_housekeeping(&self, relay: Arc<Relay>, retention_every: std::time::Duration) {
         let writer = self.services.writer.clone();
         self.orders_arbiter.spawn(async move {
-            let mut every = actix_rt::time::interval(std::time::Duration::from_secs(1));
+            let mut every = actix_rt::time::interval(CURSOR_CHECKPOINT_EVERY);
             loop {
                 every.tick().await;
                 if let Some(unit) = relay.checkpoint() {
