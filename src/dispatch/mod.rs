@@ -6,6 +6,7 @@
 pub mod board;
 mod effects;
 mod restore;
+mod state;
 #[cfg(test)]
 mod tests;
 
