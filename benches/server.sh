@@ -1,5 +1,7 @@
 # Sourced by the bench scripts: starts a release `dabba serve` on PostgreSQL + Redis with a
 # fresh database, and tears both down on exit. Sets SERVER (pid), PORT, URL.
+# DABBA_SERVER_BIN runs another build of the server (e.g. an older commit's, for a side-by-side
+# comparison) against the same load generator.
 PG=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 DB=dabba_bench_$$
@@ -12,7 +14,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 URL=http://127.0.0.1:$PORT
 # shellcheck disable=SC2086
 env DABBA_BIND=127.0.0.1:$PORT DATABASE_URL="$PG/$DB" REDIS_URL="$REDIS" DABBA_JWT_SECRET=bench \
-  RUST_LOG=warn ${SERVER_ENV:-} target/release/dabba serve >"$WORK/server.log" 2>&1 &
+  RUST_LOG=warn ${SERVER_ENV:-} "${DABBA_SERVER_BIN:-target/release/dabba}" serve >"$WORK/server.log" 2>&1 &
 SERVER=$!
 cleanup() {
   kill "$SERVER" 2>/dev/null || true

@@ -53,19 +53,33 @@ impl Reply {
 #[derive(Clone)]
 pub struct Client {
     base: String,
+    /// Requests: pooled connections, optionally capped.
     http: awc::Client,
+    /// WebSockets: each holds its own connection for its life, so they are not capped here.
+    ws: awc::Client,
+}
+
+fn awc_client(timeout: Duration, max_connections: usize) -> awc::Client {
+    awc::Client::builder()
+        .connector(awc::Connector::new().limit(max_connections))
+        .timeout(timeout)
+        .finish()
 }
 
 impl Client {
-    /// A client of the server at `base` (`http://host:port`). Connections are not capped:
-    /// every socket holds one, and awc's default cap of 100 would starve requests.
+    /// A client of the server at `base` (`http://host:port`), requests not capped.
     pub fn new(base: &str, timeout: Duration) -> Self {
+        Self::with_request_connections(base, timeout, 0)
+    }
+
+    /// At most `max_connections` request connections (0: no cap); beyond that, requests wait
+    /// for a free one. A load generator must cap them: an overloaded server otherwise makes it
+    /// open connections until it runs out of files.
+    pub fn with_request_connections(base: &str, timeout: Duration, max_connections: usize) -> Self {
         Self {
             base: base.trim_end_matches('/').to_owned(),
-            http: awc::Client::builder()
-                .connector(awc::Connector::new().limit(0))
-                .timeout(timeout)
-                .finish(),
+            http: awc_client(timeout, max_connections),
+            ws: awc_client(timeout, 0),
         }
     }
 
@@ -154,7 +168,7 @@ impl Client {
     pub async fn socket_at(&self, path_and_query: &str) -> anyhow::Result<Socket> {
         let url = format!("{}{path_and_query}", self.base.replacen("http", "ws", 1));
         let (_, framed) = self
-            .http
+            .ws
             .ws(url)
             .max_frame_size(MAX_FRAME)
             .connect()

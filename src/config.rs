@@ -108,6 +108,7 @@ impl ServeConfig {
                 max_batch: self.commit_max_batch.max(1),
                 max_delay: Duration::from_micros(self.commit_delay_us),
                 queue: self.commit_queue.max(1),
+                ..WriterConfig::default()
             },
             faults: self.fault_injection,
             retention: chrono::Duration::days(self.retention_days.max(1)),

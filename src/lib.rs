@@ -17,6 +17,7 @@ pub mod dispatch;
 pub mod domain;
 pub mod events;
 pub mod geo;
+pub mod limits_os;
 pub mod persistence;
 pub mod startup;
 pub mod telemetry;

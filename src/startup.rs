@@ -80,8 +80,15 @@ impl Application {
         })
         .listen(listener)?
         .shutdown_timeout(5);
-        if let Some(workers) = config.workers {
-            server = server.workers(workers);
+        let workers = config.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        });
+        server = server.workers(workers);
+        // Stop accepting before the process runs out of files, not after (EMFILE would stall
+        // every accept, health checks included).
+        if let Some(sockets) = crate::limits_os::raise_open_files() {
+            let per_worker = usize::try_from(sockets).unwrap_or(usize::MAX) / workers.max(1);
+            server = server.max_connections(per_worker.max(1));
         }
         Ok(Self {
             port,

@@ -147,7 +147,15 @@ impl OrderActor {
         Box::pin(
             saved
                 .into_actor(self)
-                .map(move |saved, act, _ctx| {
+                .map(move |saved, act, ctx| {
+                    if let Err(e) = &saved
+                        && e.outcome_unknown()
+                    {
+                        // The store may hold this change or a newer one: our snapshot is no
+                        // longer known to be the last committed one. Reload it.
+                        tracing::warn!(order_id = %act.order.id, error = %e, "commit unconfirmed: reloading the order");
+                        ctx.stop();
+                    }
                     saved?;
                     let mut prev = act.order.stage;
                     if let Some(d) = dispatching {

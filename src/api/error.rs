@@ -122,7 +122,7 @@ impl From<EngineError> for ApiError {
                 OrderError::OutOfRadius => Self::new(S::UNPROCESSABLE_ENTITY, "out_of_radius", msg),
                 OrderError::NotAssignedRider => Self::new(S::FORBIDDEN, "forbidden", msg),
             },
-            EngineError::Store(StoreError::Overloaded) => Self::new(
+            EngineError::Store(StoreError::Overloaded | StoreError::Unconfirmed) => Self::new(
                 S::SERVICE_UNAVAILABLE,
                 "overloaded",
                 "too many writes queued, retry shortly",

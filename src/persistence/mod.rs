@@ -51,6 +51,10 @@ pub enum StoreError {
     Down,
     #[error("the write queue is full")]
     Overloaded,
+    /// The commit did not confirm in time although the database answers: overload, and the
+    /// write may or may not have landed (a retry with an idempotency key is safe).
+    #[error("the write did not confirm in time (overloaded)")]
+    Unconfirmed,
     /// A snapshot was not newer than the stored one: its write did not land.
     #[error("a newer snapshot is already stored: {0}")]
     LostGuard(String),
@@ -59,6 +63,18 @@ pub enum StoreError {
     InUse(String),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    /// Whether a failed write may nevertheless have landed (or a newer one is stored): whoever
+    /// holds the state in memory must reload it from the store. (A batch that failed on an
+    /// outage rolled back: the actor keeps its snapshot and serves reads meanwhile.)
+    pub fn outcome_unknown(&self) -> bool {
+        matches!(
+            self,
+            StoreError::LostGuard(_) | StoreError::Unconfirmed | StoreError::Timeout
+        )
+    }
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;

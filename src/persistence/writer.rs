@@ -6,14 +6,21 @@
 //! fsync. Units are enqueued synchronously by [`Writer::submit`], so the order in which an
 //! actor submits is the order in which its writes commit.
 //!
-//! When the database fails like an outage (connection lost, timeout), the writer marks the
-//! store down: new writes fail at once with [`StoreError::Down`] (no request hangs), and a
-//! probe retries with backoff until the database answers again.
+//! When the database fails like an outage (connection lost), the writer marks the store down:
+//! new writes fail at once with [`StoreError::Down`] (no request hangs), and a probe retries
+//! with backoff until the database answers again. A commit that is merely slow (the database
+//! still answers a ping) is overload, not an outage.
+//!
+//! Overload is decided by queueing *time*: new work ([`Writer::submit_new`], placements) is
+//! refused at once with [`StoreError::Overloaded`] while writes wait longer than
+//! `max_queue_wait` to start, and new work that waited longer than that is refused instead of
+//! committed (its client is better served by a fast 503 and a retry). Writes that finish work
+//! already accepted (commands on orders, dispatch state) are never shed.
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -29,6 +36,9 @@ pub struct WriterConfig {
     pub max_delay: Duration,
     /// Units that may wait; beyond this, writes are refused with [`StoreError::Overloaded`].
     pub queue: usize,
+    /// New work waiting longer than this to start is refused (and so is new work arriving
+    /// while writes wait this long).
+    pub max_queue_wait: Duration,
 }
 
 impl Default for WriterConfig {
@@ -37,6 +47,7 @@ impl Default for WriterConfig {
             max_batch: 256,
             max_delay: Duration::ZERO,
             queue: 16_384,
+            max_queue_wait: Duration::from_millis(100),
         }
     }
 }
@@ -47,15 +58,27 @@ pub trait EventSink: Send + Sync {
     fn committed(&self, events: &[CommittedEvent]);
 }
 
-/// Whether the store is taking writes.
+/// Whether the store is taking writes, and how congested the queue is.
 #[derive(Debug)]
 pub struct Health {
     up: AtomicBool,
+    /// How long the oldest unit of the latest batch waited to start (µs); zero once the
+    /// queue has drained.
+    queue_wait_us: AtomicU64,
 }
 
 impl Health {
     pub fn is_up(&self) -> bool {
         self.up.load(Ordering::Acquire)
+    }
+
+    pub fn queue_wait(&self) -> Duration {
+        Duration::from_micros(self.queue_wait_us.load(Ordering::Relaxed))
+    }
+
+    fn set_queue_wait(&self, wait: Duration) {
+        let us = u64::try_from(wait.as_micros()).unwrap_or(u64::MAX);
+        self.queue_wait_us.store(us, Ordering::Relaxed);
     }
 }
 
@@ -64,12 +87,16 @@ type Reply = oneshot::Sender<StoreResult<UnitOutcome>>;
 struct Job {
     unit: WriteUnit,
     done: Reply,
+    queued_at: Instant,
+    /// New work, which may be refused under overload.
+    sheddable: bool,
 }
 
 #[derive(Clone)]
 pub struct Writer {
     queue: mpsc::Sender<Job>,
     health: Arc<Health>,
+    max_queue_wait: Duration,
 }
 
 impl Writer {
@@ -82,9 +109,16 @@ impl Writer {
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let health = Arc::new(Health {
             up: AtomicBool::new(true),
+            queue_wait_us: AtomicU64::new(0),
         });
+        let max_queue_wait = config.max_queue_wait;
         let task = run(store, config, sink, rx, health.clone());
-        (Self { queue: tx, health }, task)
+        let writer = Self {
+            queue: tx,
+            health,
+            max_queue_wait,
+        };
+        (writer, task)
     }
 
     pub fn health(&self) -> &Health {
@@ -96,9 +130,36 @@ impl Writer {
         &self,
         unit: WriteUnit,
     ) -> impl Future<Output = StoreResult<UnitOutcome>> + use<> {
-        let queued = if self.health.is_up() {
+        self.enqueue(unit, false)
+    }
+
+    /// Like [`Writer::submit`] for new work (a placement): refused at once while the queue is
+    /// congested, and refused rather than committed if it waited too long.
+    pub fn submit_new(
+        &self,
+        unit: WriteUnit,
+    ) -> impl Future<Output = StoreResult<UnitOutcome>> + use<> {
+        self.enqueue(unit, true)
+    }
+
+    fn enqueue(
+        &self,
+        unit: WriteUnit,
+        sheddable: bool,
+    ) -> impl Future<Output = StoreResult<UnitOutcome>> + use<> {
+        let congested = sheddable && self.health.queue_wait() > self.max_queue_wait;
+        let queued = if congested {
+            metrics::counter!("dabba_writer_rejected_total", "reason" => "congested").increment(1);
+            Err(StoreError::Overloaded)
+        } else if self.health.is_up() {
             let (done, rx) = oneshot::channel();
-            match self.queue.try_send(Job { unit, done }) {
+            let job = Job {
+                unit,
+                done,
+                queued_at: Instant::now(),
+                sheddable,
+            };
+            match self.queue.try_send(job) {
                 Ok(()) => Ok(rx),
                 Err(mpsc::error::TrySendError::Full(_)) => {
                     metrics::counter!("dabba_writer_rejected_total", "reason" => "full")
@@ -156,10 +217,12 @@ fn is_outage(e: &StoreError) -> bool {
 
 /// A copy of an error for every waiter of a failed batch.
 fn for_waiter(e: &StoreError) -> StoreError {
-    if is_outage(e) {
-        StoreError::Down
-    } else {
-        StoreError::Corrupt(e.to_string())
+    match e {
+        _ if is_outage(e) => StoreError::Down,
+        StoreError::LostGuard(why) => StoreError::LostGuard(why.clone()),
+        StoreError::Overloaded => StoreError::Overloaded,
+        StoreError::Unconfirmed => StoreError::Unconfirmed,
+        other => StoreError::Corrupt(other.to_string()),
     }
 }
 
@@ -186,6 +249,8 @@ async fn run(
     let mut inflight: Option<Committing> = None;
     loop {
         if pending.is_empty() {
+            // Drained: nothing waits, so new work is welcome again.
+            health.set_queue_wait(Duration::ZERO);
             let job = match inflight.as_mut() {
                 Some(c) => tokio::select! {
                     job = rx.recv() => job,
@@ -205,8 +270,14 @@ async fn run(
         }
         gather(&mut rx, &mut pending, max, config.max_delay).await;
         let take = pending.len().min(max);
+        let batch = shed_stale(pending.drain(..take), &health, config.max_queue_wait);
+        if batch.is_empty() {
+            continue;
+        }
+        let requeue: Vec<(Instant, bool)> =
+            batch.iter().map(|j| (j.queued_at, j.sheddable)).collect();
         let (units, dones): (Vec<WriteUnit>, Vec<Reply>) =
-            pending.drain(..take).map(|j| (j.unit, j.done)).unzip();
+            batch.into_iter().map(|j| (j.unit, j.done)).unzip();
         if !health.is_up() {
             fail_all(dones, || StoreError::Down);
             continue;
@@ -221,8 +292,14 @@ async fn run(
                 // locks the retries need), then stage it again.
                 drop(staged);
                 settle(&store, sink.as_ref(), &health, done, prev.units, prev.dones).await;
-                for (unit, done) in units.into_iter().zip(dones).rev() {
-                    pending.push_front(Job { unit, done });
+                let jobs = units.into_iter().zip(dones).zip(requeue);
+                for ((unit, done), (queued_at, sheddable)) in jobs.rev() {
+                    pending.push_front(Job {
+                        unit,
+                        done,
+                        queued_at,
+                        sheddable,
+                    });
                 }
                 continue;
             }
@@ -249,6 +326,27 @@ async fn run(
         let done = c.commit.await;
         settle(&store, sink.as_ref(), &health, done, c.units, c.dones).await;
     }
+}
+
+/// Records how long the batch's oldest unit waited, and refuses the new work that waited
+/// longer than `max_wait` (overloaded: its client gets a fast 503 instead of a late 2xx).
+fn shed_stale(jobs: impl Iterator<Item = Job>, health: &Health, max_wait: Duration) -> Vec<Job> {
+    let now = Instant::now();
+    let mut oldest = Duration::ZERO;
+    let mut kept = Vec::new();
+    for job in jobs {
+        let waited = now.saturating_duration_since(job.queued_at);
+        oldest = oldest.max(waited);
+        if job.sheddable && waited > max_wait {
+            metrics::counter!("dabba_writer_rejected_total", "reason" => "waited").increment(1);
+            let _ = job.done.send(Err(StoreError::Overloaded));
+        } else {
+            kept.push(job);
+        }
+    }
+    health.set_queue_wait(oldest);
+    metrics::histogram!("dabba_writer_queue_wait_seconds").record(oldest.as_secs_f64());
+    kept
 }
 
 /// Adds whatever else is queued (waiting up to `max_delay` for more) to `pending`.
@@ -313,6 +411,14 @@ async fn recover(
     units: Vec<WriteUnit>,
     dones: Vec<Reply>,
 ) {
+    if matches!(e, StoreError::Timeout) && answers(store).await {
+        // The database answers: the commit was slow (CPU starvation, a long batch), not lost.
+        // The units' fate is unknown to us, so say overloaded and let the clients retry.
+        tracing::warn!("a commit timed out while the database answers: overloaded, not down");
+        metrics::counter!("dabba_writer_rejected_total", "reason" => "slow").increment(1);
+        fail_all(dones, || StoreError::Unconfirmed);
+        return;
+    }
     if is_outage(&e) {
         tracing::error!(error = %e, "storage outage: refusing writes until it answers");
         mark_down(store.clone(), health.clone());
@@ -342,6 +448,16 @@ async fn recover(
 /// How soon, and at most how rarely, a down store is probed.
 const PROBE_FIRST_BACKOFF: Duration = Duration::from_millis(100);
 const PROBE_MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// How long a slow store has to answer a ping before a timeout counts as an outage.
+const PING_PATIENCE: Duration = Duration::from_secs(1);
+
+async fn answers(store: &Store) -> bool {
+    matches!(
+        tokio::time::timeout(PING_PATIENCE, store.ping()).await,
+        Ok(Ok(()))
+    )
+}
 
 /// Marks the store down and probes it with backoff until it answers.
 fn mark_down(store: Store, health: Arc<Health>) {

@@ -122,6 +122,51 @@ async fn a_full_write_queue_refuses_instead_of_dropping_and_every_queued_write_c
     }
 }
 
+/// Overload is judged by how long writes wait, not only by how many: new work that waited
+/// past the limit is refused (not committed), work already accepted still commits, and once
+/// the queue drains new work is taken again without a restart.
+#[actix_web::test]
+async fn new_work_that_waited_too_long_is_refused_and_the_writer_recovers_by_itself() {
+    use dabba::persistence::StoreError;
+    use dabba::persistence::writer::{Writer, WriterConfig};
+
+    let (store, dir) = crate::helpers::bare_store().await;
+    let config = WriterConfig {
+        max_queue_wait: std::time::Duration::from_millis(20),
+        ..WriterConfig::default()
+    };
+    let (writer, task) = Writer::new(store.clone(), config, std::sync::Arc::new(Discard));
+    let place = |o: &dabba::domain::Order| {
+        WriteUnit::one(Write::PlaceOrder {
+            order: o.clone(),
+            idempotency: None,
+        })
+    };
+    let (stale, accepted, fresh) = (
+        order(CustomerId::new()),
+        order(CustomerId::new()),
+        order(CustomerId::new()),
+    );
+    // The writer is stalled (not running yet) while these wait longer than the limit.
+    let new_work = writer.submit_new(place(&stale));
+    let old_work = writer.submit(place(&accepted));
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(60)).await;
+    actix_web::rt::spawn(task);
+    assert!(matches!(new_work.await, Err(StoreError::Overloaded)));
+    old_work.await.expect("work already accepted is never shed");
+    assert!(
+        store.order(stale.id).await.unwrap().is_none(),
+        "a refused write landed"
+    );
+    assert!(store.order(accepted.id).await.unwrap().is_some());
+    // Drained: new work is welcome again.
+    writer.submit_new(place(&fresh)).await.expect("recovered");
+    assert!(store.order(fresh.id).await.unwrap().is_some());
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
 #[actix_web::test]
 async fn overload_is_503_with_retry_after_and_never_a_lost_order() {
     let app = crate::helpers::spawn_app_with(crate::helpers::Options {

@@ -59,7 +59,7 @@ impl Engine {
         if let UnitOutcome::Replayed {
             request_hash,
             order_id,
-        } = self.services.writer.submit(unit).await?
+        } = self.services.writer.submit_new(unit).await?
         {
             return self.replay(&hash, &request_hash, order_id).await;
         }

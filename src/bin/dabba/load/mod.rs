@@ -68,6 +68,9 @@ pub struct LoadConfig {
     /// Side of the square city, in km.
     #[arg(long, default_value_t = 10.0)]
     pub city_km: f64,
+    /// Most request connections open at once (sockets are extra); requests beyond wait.
+    #[arg(long, default_value_t = 512)]
+    pub max_connections: usize,
     /// Same seed, same workload.
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
@@ -121,7 +124,10 @@ fn city_point(rng: &mut StdRng, km: f64) -> (f64, f64) {
 pub async fn run(cfg: LoadConfig) -> anyhow::Result<Summary> {
     let tokens = Tokens::new(&cfg.secret);
     let ops = tokens.mint(Role::Ops, &Uuid::new_v4().to_string())?;
-    let client = Client::new(&cfg.url, CALL_TIMEOUT);
+    // Never EMFILE: the generator raises its own open-file limit and caps request connections
+    // (an overloaded server otherwise makes it open one per request in flight).
+    dabba::limits_os::raise_open_files();
+    let client = Client::with_request_connections(&cfg.url, CALL_TIMEOUT, cfg.max_connections);
     let mut rng = StdRng::seed_from_u64(cfg.seed);
     let health = client
         .call("GET", "/healthz", Some(&ops), None)

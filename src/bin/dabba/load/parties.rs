@@ -30,6 +30,11 @@ pub(super) async fn timed(
         // The workload races itself (a customer cancels while the restaurant accepts):
         // the server refusing is the right answer, not an error.
         Ok(r) if matches!(r.status, 404 | 409 | 422) => None,
+        // Shed load (503 overloaded) or rate limited: counted apart from errors.
+        Ok(r) if matches!(r.status, 429 | 503) => {
+            state.borrow_mut().refused(flow);
+            None
+        }
         _ => {
             state.borrow_mut().error(flow);
             None

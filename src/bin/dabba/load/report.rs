@@ -23,6 +23,8 @@ pub(super) const FLOWS: [&str; 6] = [
 pub(super) struct Flow {
     pub(super) hist: Histogram<u64>,
     pub(super) errors: u64,
+    /// Refused by the server (503 overloaded, 429 rate limited): shed, not failed.
+    pub(super) refused: u64,
     /// (second since start, p99 ms of that second)
     pub(super) series: Vec<Histogram<u64>>,
 }
@@ -33,6 +35,7 @@ impl Flow {
         Self {
             hist: Histogram::new_with_bounds(1, 60_000_000, 3).expect("valid bounds"),
             errors: 0,
+            refused: 0,
             series: Vec::new(),
         }
     }
@@ -52,6 +55,7 @@ impl Flow {
 pub struct FlowSummary {
     pub count: u64,
     pub errors: u64,
+    pub refused: u64,
     pub rate_per_s: f64,
     pub p50_ms: f64,
     pub p90_ms: f64,
@@ -93,6 +97,12 @@ impl State {
         }
     }
 
+    pub(super) fn refused(&mut self, flow: &'static str) {
+        if let Some(f) = self.flows.get_mut(flow) {
+            f.refused += 1;
+        }
+    }
+
     pub(super) fn error(&mut self, flow: &'static str) {
         if let Some(f) = self.flows.get_mut(flow) {
             f.errors += 1;
@@ -104,12 +114,13 @@ pub(super) fn progress(state: &Shared, elapsed: Duration, total: Duration) {
     let s = state.borrow();
     let placed = s.flows["place_order"].hist.len();
     let errors: u64 = s.flows.values().map(|f| f.errors).sum();
+    let refused: u64 = s.flows.values().map(|f| f.refused).sum();
     let frac = (elapsed.as_secs_f64() / total.as_secs_f64()).min(1.0);
     let bar: String = (0..30)
         .map(|i| if (i as f64) < frac * 30.0 { '#' } else { '.' })
         .collect();
     eprint!(
-        "\r[{bar}] {:>5.1}s  orders {placed}  errors {errors}  sockets {}   ",
+        "\r[{bar}] {:>5.1}s  orders {placed}  errors {errors}  refused {refused}  sockets {}   ",
         elapsed.as_secs_f64(),
         s.ws_open
     );
@@ -129,6 +140,7 @@ pub(super) fn summarise(s: &State, elapsed: f64, seed: u64) -> Summary {
                 FlowSummary {
                     count,
                     errors: f.errors,
+                    refused: f.refused,
                     rate_per_s: count as f64 / elapsed,
                     p50_ms: ms(h.value_at_quantile(0.5)),
                     p90_ms: ms(h.value_at_quantile(0.9)),
@@ -151,13 +163,30 @@ pub(super) fn summarise(s: &State, elapsed: f64, seed: u64) -> Summary {
 
 pub(super) fn print_table(s: &Summary) {
     println!(
-        "\n{:<18} {:>8} {:>7} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
-        "flow", "count", "errors", "rate/s", "p50 ms", "p90 ms", "p99 ms", "p999 ms", "max ms"
+        "\n{:<18} {:>8} {:>7} {:>8} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8}",
+        "flow",
+        "count",
+        "errors",
+        "refused",
+        "rate/s",
+        "p50 ms",
+        "p90 ms",
+        "p99 ms",
+        "p999 ms",
+        "max ms"
     );
     for (name, f) in &s.flows {
         println!(
-            "{name:<18} {:>8} {:>7} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
-            f.count, f.errors, f.rate_per_s, f.p50_ms, f.p90_ms, f.p99_ms, f.p999_ms, f.max_ms
+            "{name:<18} {:>8} {:>7} {:>8} {:>9.1} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}",
+            f.count,
+            f.errors,
+            f.refused,
+            f.rate_per_s,
+            f.p50_ms,
+            f.p90_ms,
+            f.p99_ms,
+            f.p999_ms,
+            f.max_ms
         );
     }
     println!(
