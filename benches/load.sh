@@ -15,10 +15,14 @@ cpu_of_user() {
 }
 # Busy CPU seconds of the whole machine (all but idle and iowait).
 cpu_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.1f", ($2 + $3 + $4 + $7 + $8) / hz}' /proc/stat; }
+# CPU seconds per server thread name (workers, arbiters, tokio), to see which one saturates.
+threads_of() { for t in /proc/"$1"/task/*; do awk -v hz="$(getconf CLK_TCK)" '{gsub(/[()]/, "", $2); print $2, ($14 + $15) / hz}' "$t/stat" 2>/dev/null; done | awk '{a[$1] += $2} END {for (k in a) print k, a[k]}' | sort; }
+threads0=$(threads_of "$SERVER")
 busy0=$(cpu_busy); server0=$(cpu_of_pid "$SERVER"); pg0=$(cpu_of_user postgres); REDIS_PID=$(pgrep -o redis-server || echo self); redis0=$(cpu_of_pid "$REDIS_PID")
 start=$(date +%s.%N)
 /usr/bin/time -f "%U %S" -o "$WORK/load.time" target/release/dabba load --url "$URL" "$@"
 wall=$(echo "$(date +%s.%N) - $start" | bc)
+threads1=$(threads_of "$SERVER")
 busy1=$(cpu_busy); server1=$(cpu_of_pid "$SERVER"); pg1=$(cpu_of_user postgres); redis1=$(cpu_of_pid "$REDIS_PID")
 read -r lu ls <"$WORK/load.time"
 {
@@ -29,4 +33,7 @@ read -r lu ls <"$WORK/load.time"
   echo "  redis        $(echo "$redis1 - $redis0" | bc)"
   echo "  machine busy $(echo "$busy1 - $busy0" | bc)"
   echo "server RSS: $(awk '/VmRSS/ {print $2, $3}' "/proc/$SERVER/status")"
+  echo "server CPU seconds by thread:"
+  join -a2 -e0 -o 0,1.2,2.2 <(echo "$threads0") <(echo "$threads1") |
+    awk '{printf "  %-22s %.1f\n", $1, $3 - $2}' | sort -k2 -nr | head -8
 } >&2

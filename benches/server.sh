@@ -17,6 +17,9 @@ env DABBA_BIND=127.0.0.1:$PORT DATABASE_URL="$PG/$DB" REDIS_URL="$REDIS" DABBA_J
   RUST_LOG=warn ${SERVER_ENV:-} "${DABBA_SERVER_BIN:-target/release/dabba}" serve >"$WORK/server.log" 2>&1 &
 SERVER=$!
 cleanup() {
+  curl -s "$URL/metrics" -H "Authorization: Bearer $(target/release/dabba token --role ops --sub 00000000-0000-0000-0000-000000000001 --secret bench)" \
+    >"${BENCH_KEEP:-/tmp}/dabba-bench-metrics.txt" 2>/dev/null || true
+  cp "$WORK/server.log" "${BENCH_KEEP:-/tmp}/dabba-bench-server.log" 2>/dev/null || true
   kill "$SERVER" 2>/dev/null || true
   wait "$SERVER" 2>/dev/null || true
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true

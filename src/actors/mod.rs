@@ -2,6 +2,7 @@
 //! owning riders and the rider index, the [`directory::Directory`] of live actors, the
 //! supervision helpers, and the [`engine::Engine`] facade the API calls.
 
+pub mod admission;
 pub mod directory;
 pub mod dispatcher;
 pub mod engine;

@@ -8,7 +8,7 @@ use crate::domain::order::{NewOrder, new_order};
 use crate::domain::{Command, CustomerId, Order, OrderId};
 use crate::events::relay;
 use crate::persistence::{
-    HistoryCursor, RatingRecord, RestaurantRecord, UnitOutcome, Write, WriteUnit,
+    HistoryCursor, RatingRecord, RestaurantRecord, StoreError, UnitOutcome, Write, WriteUnit,
 };
 
 impl Engine {
@@ -19,6 +19,10 @@ impl Engine {
         input: NewOrderRequest,
         idempotency: Option<(String, String)>,
     ) -> Result<(Order, bool), EngineError> {
+        // New work is refused first when placements run slow (see `admission`).
+        let Some(_permit) = self.admission.try_enter() else {
+            return Err(StoreError::Overloaded.into());
+        };
         let customer = input.customer_id;
         if let Some((key, hash)) = &idempotency
             && let Some((first_hash, order_id)) = self

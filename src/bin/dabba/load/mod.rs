@@ -69,7 +69,7 @@ pub struct LoadConfig {
     #[arg(long, default_value_t = 10.0)]
     pub city_km: f64,
     /// Most request connections open at once (sockets are extra); requests beyond wait.
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = 2_048)]
     pub max_connections: usize,
     /// Same seed, same workload.
     #[arg(long, default_value_t = 7)]
