@@ -2,12 +2,13 @@
 //! partitions), and batches are written in bulk with arrays and UNNEST.
 
 use std::collections::HashSet;
+use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sqlx::Transaction;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use super::batch::{Write, WriteUnit};
 use super::records::{JobRecord, OutboxEvent, PurgeReport, RiderRecord};
@@ -28,10 +29,15 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
+        // Bulk statements take arrays whose length varies batch to batch: a cached generic plan
+        // (chosen after five executions) guesses their size and joined `orders` badly, tripling
+        // the bulk UPDATE's time (pg_stat_statements under benches/load.sh). Plan each one.
+        let options = PgConnectOptions::from_str(url)?
+            .options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect(url)
+            .connect_with(options)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let store = Self {
