@@ -4,11 +4,6 @@
 mod demo;
 mod load;
 
-/// mimalloc: the server allocates per request and per push from many threads, where glibc's
-/// malloc showed up as ~14 % of the server's CPU under load (benches/load.sh + perf).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
