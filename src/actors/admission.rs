@@ -1,6 +1,7 @@
 //! Admission of new work (placements) by measured latency: an adaptive limit on placements in
-//! flight. While placements finish within the target the limit grows by one per completion;
-//! when they take longer it shrinks by a tenth, at most once per target interval. Beyond the
+//! flight. While the smoothed placement latency is within the target the limit grows by one
+//! per completion; above it, the limit shrinks by a tenth, at most once per target interval.
+//! (Smoothed, so one slow placement at normal load does not refuse the next ones.) Beyond the
 //! limit a placement is refused at once (`503 overloaded`), so under overload the orders
 //! already accepted keep their latency and the excess costs almost nothing. Work already
 //! accepted (an order's later steps) is never refused here.
@@ -15,12 +16,16 @@ const MAX_LIMIT: usize = 4_096;
 const START_LIMIT: usize = 256;
 /// Share of the limit kept when placements run slow.
 const BACKOFF: f64 = 0.9;
+/// Weight of the newest placement in the smoothed latency.
+const SMOOTHING: f64 = 0.1;
 
 #[derive(Debug)]
 struct State {
     in_flight: usize,
     limit: usize,
     last_decrease: Option<Instant>,
+    /// Exponentially smoothed placement latency, in seconds.
+    smoothed: f64,
 }
 
 #[derive(Debug)]
@@ -43,6 +48,7 @@ impl Admission {
                 in_flight: 0,
                 limit: START_LIMIT,
                 last_decrease: None,
+                smoothed: 0.0,
             }),
         }
     }
@@ -73,7 +79,8 @@ impl Admission {
     fn finish(&self, took: Duration, now: Instant) {
         let mut s = self.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
-        if took <= self.target {
+        s.smoothed += SMOOTHING * (took.as_secs_f64() - s.smoothed);
+        if s.smoothed <= self.target.as_secs_f64() {
             s.limit = (s.limit + 1).min(MAX_LIMIT);
         } else if s
             .last_decrease
@@ -108,8 +115,9 @@ mod tests {
         let a = Admission::new(Duration::from_millis(50));
         let start = a.limit();
         let t0 = Instant::now();
-        // Slow completions, spaced a target apart: each shrinks the limit by a tenth.
-        for i in 0..10 {
+        // Sustained slow completions, spaced a target apart: once the smoothed latency is over
+        // the target, each shrinks the limit by a tenth.
+        for i in 0..12 {
             let _p = a.try_enter().expect("under the limit");
             std::mem::forget(_p);
             a.finish(
@@ -124,16 +132,28 @@ mod tests {
         for _ in 0..5 {
             let p = a.try_enter().expect("under the limit");
             std::mem::forget(p);
-            a.finish(Duration::from_millis(200), t0 + Duration::from_millis(600));
+            a.finish(Duration::from_millis(200), t0 + Duration::from_millis(720));
         }
         let once = (before as f64 * BACKOFF) as usize;
         assert_eq!(a.limit(), once);
         let before = once;
-        // Fast completions open it again, one at a time.
-        for _ in 0..20 {
+        // Fast completions bring the smoothed latency down, then open it one at a time.
+        for _ in 0..40 {
             drop(a.try_enter());
         }
-        assert_eq!(a.limit(), before + 20);
+        assert!(a.limit() > before, "{} <= {before}", a.limit());
+    }
+
+    #[test]
+    fn one_slow_placement_at_normal_load_does_not_close_the_door() {
+        let a = Admission::new(Duration::from_millis(50));
+        let t0 = Instant::now();
+        for i in 0..50 {
+            std::mem::forget(a.try_enter().expect("under the limit"));
+            let took = if i == 25 { 400 } else { 10 };
+            a.finish(Duration::from_millis(took), t0 + Duration::from_millis(i));
+        }
+        assert!(a.limit() >= START_LIMIT + 40, "{}", a.limit());
     }
 
     #[test]

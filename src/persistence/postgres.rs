@@ -32,8 +32,8 @@ impl PostgresStore {
         // Bulk statements take arrays whose length varies batch to batch: a cached generic plan
         // (chosen after five executions) guesses their size and joined `orders` badly, tripling
         // the bulk UPDATE's time (pg_stat_statements under benches/load.sh). Plan each one.
-        let options = PgConnectOptions::from_str(url)?
-            .options([("plan_cache_mode", "force_custom_plan")]);
+        let options =
+            PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(ACQUIRE_TIMEOUT)
