@@ -4,12 +4,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::domain::Restaurant;
 use crate::domain::order::Refund;
 use crate::domain::{
     Cents, CustomerId, Delivery, Item, LatLng, Order, OrderId, RestaurantId, RiderId, RiderStatus,
     Stage, Status,
 };
-use crate::persistence::RestaurantRecord;
 
 /// The order object of the contract.
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
@@ -74,8 +74,8 @@ pub struct RestaurantView {
     pub distance_m: Option<f64>,
 }
 
-impl From<&RestaurantRecord> for RestaurantView {
-    fn from(r: &RestaurantRecord) -> Self {
+impl From<&Restaurant> for RestaurantView {
+    fn from(r: &Restaurant) -> Self {
         Self {
             id: r.id,
             name: r.name.clone(),
@@ -104,6 +104,22 @@ pub struct RiderView {
     pub location: Option<LatLng>,
     pub offer: Option<OfferView>,
     pub order_id: Option<OrderId>,
+}
+
+impl From<crate::domain::Rider> for RiderView {
+    fn from(r: crate::domain::Rider) -> Self {
+        Self {
+            id: r.id,
+            name: r.name,
+            status: r.status,
+            location: r.location,
+            offer: r.offer.map(|(order_id, expires_at)| OfferView {
+                order_id,
+                expires_at,
+            }),
+            order_id: r.order_id,
+        }
+    }
 }
 
 /// The restaurant as a rider sees it in an offer.

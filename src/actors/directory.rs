@@ -6,13 +6,13 @@ use std::sync::{Mutex, RwLock};
 use actix::Addr;
 
 use super::order::OrderActor;
+use crate::domain::Restaurant;
 use crate::domain::{LatLng, OrderId, RestaurantId};
 use crate::geo::PointIndex;
-use crate::persistence::RestaurantRecord;
 
 #[derive(Default)]
 struct Restaurants {
-    by_id: HashMap<RestaurantId, RestaurantRecord>,
+    by_id: HashMap<RestaurantId, Restaurant>,
     index: PointIndex<RestaurantId>,
 }
 
@@ -42,11 +42,11 @@ impl Directory {
         self.orders_lock().len()
     }
 
-    pub fn restaurant(&self, id: RestaurantId) -> Option<RestaurantRecord> {
+    pub fn restaurant(&self, id: RestaurantId) -> Option<Restaurant> {
         self.restaurants_read().by_id.get(&id).cloned()
     }
 
-    pub fn upsert_restaurant(&self, r: RestaurantRecord) {
+    pub fn upsert_restaurant(&self, r: Restaurant) {
         let mut all = self.restaurants.write().unwrap_or_else(|p| p.into_inner());
         all.index.upsert(r.id, r.location);
         all.by_id.insert(r.id, r);
@@ -55,8 +55,8 @@ impl Directory {
     pub fn update_restaurant(
         &self,
         id: RestaurantId,
-        f: impl FnOnce(&mut RestaurantRecord),
-    ) -> Option<RestaurantRecord> {
+        f: impl FnOnce(&mut Restaurant),
+    ) -> Option<Restaurant> {
         let mut all = self.restaurants.write().unwrap_or_else(|p| p.into_inner());
         let r = all.by_id.get_mut(&id)?;
         f(r);
@@ -64,7 +64,7 @@ impl Directory {
     }
 
     /// Restaurants within `radius_m` of `at`, nearest first, with their distance.
-    pub fn restaurants_near(&self, at: LatLng, radius_m: f64) -> Vec<(RestaurantRecord, f64)> {
+    pub fn restaurants_near(&self, at: LatLng, radius_m: f64) -> Vec<(Restaurant, f64)> {
         let all = self.restaurants_read();
         all.index
             .all_within(at, radius_m)

@@ -12,9 +12,10 @@ use super::order::ApplyCommand;
 use super::services::Shared;
 use super::supervision::{Restarts, guarded};
 use crate::dispatch::{Board, BoardConfig, DispatchError, DispatchStats, Effects, Recovered};
+use crate::domain::Rider;
 use crate::domain::{Command, CustomerId, Delivery, LatLng, OrderId, RiderId, RiderStatus};
 use crate::persistence::{Store, WriteUnit};
-use crate::wire::{OfferRestaurant, RiderView};
+use crate::wire::OfferRestaurant;
 
 /// How often moved riders' positions are considered for a (rare) snapshot.
 const POSITION_ROUND: Duration = Duration::from_secs(1);
@@ -235,11 +236,11 @@ impl Handler<AddRider> for Dispatcher {
 }
 
 #[derive(Message)]
-#[rtype(result = "Option<RiderView>")]
+#[rtype(result = "Option<Rider>")]
 pub struct GetRider(pub RiderId);
 
 impl Handler<GetRider> for Dispatcher {
-    type Result = Option<RiderView>;
+    type Result = Option<Rider>;
     fn handle(&mut self, GetRider(id): GetRider, _ctx: &mut Self::Context) -> Self::Result {
         self.board.rider(id)
     }
@@ -247,14 +248,14 @@ impl Handler<GetRider> for Dispatcher {
 
 /// A rider going available or offline; answers once the change is durable.
 #[derive(Message)]
-#[rtype(result = "Result<RiderView, EngineError>")]
+#[rtype(result = "Result<Rider, EngineError>")]
 pub struct SetRiderStatus {
     pub rider: RiderId,
     pub status: RiderStatus,
 }
 
 impl Handler<SetRiderStatus> for Dispatcher {
-    type Result = ResponseFuture<Result<RiderView, EngineError>>;
+    type Result = ResponseFuture<Result<Rider, EngineError>>;
 
     fn handle(&mut self, msg: SetRiderStatus, ctx: &mut Self::Context) -> Self::Result {
         let Some(result) = self.run(ctx, |b, now| b.set_status(msg.rider, msg.status, now)) else {

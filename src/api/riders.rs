@@ -50,7 +50,7 @@ pub async fn create(
     let rider = engine
         .add_rider(text("name", &body.0.name, MAX_NAME_CHARS)?)
         .await?;
-    Ok(HttpResponse::Created().json(rider))
+    Ok(HttpResponse::Created().json(RiderView::from(rider)))
 }
 
 #[utoipa::path(get, path = "/v1/riders/{id}", tag = "riders", params(("id" = Uuid, Path)),
@@ -65,7 +65,7 @@ pub async fn get_one(
     if !caller.is(Role::Ops) {
         caller.own_rider(id)?;
     }
-    Ok(HttpResponse::Ok().json(engine.rider(id).await?))
+    Ok(HttpResponse::Ok().json(RiderView::from(engine.rider(id).await?)))
 }
 
 #[utoipa::path(put, path = "/v1/riders/{id}/status", tag = "riders", params(("id" = Uuid, Path)), request_body = SetStatus,
@@ -82,7 +82,7 @@ pub async fn set_status(
         SettableStatus::Available => RiderStatus::Available,
         SettableStatus::Offline => RiderStatus::Offline,
     };
-    Ok(HttpResponse::Ok().json(engine.set_rider_status(id, status).await?))
+    Ok(HttpResponse::Ok().json(RiderView::from(engine.set_rider_status(id, status).await?)))
 }
 
 #[derive(Deserialize, ToSchema)]

@@ -12,11 +12,12 @@ use chrono::{DateTime, Duration, Utc};
 use super::effects::Effects;
 pub use super::state::DispatchStats;
 pub(super) use super::state::{Assignment, Job, JobState, Offer, Rider};
+use crate::domain;
 use crate::domain::{CustomerId, Delivery, LatLng, OrderId, RiderId, RiderStatus};
 use crate::events::hub::Audience;
 use crate::geo::{PointIndex, distance_m};
 use crate::persistence::{JobRecord, RiderRecord, Write};
-use crate::wire::{OfferRestaurant, OfferView, RiderView, ServerMessage};
+use crate::wire::{OfferRestaurant, ServerMessage};
 
 /// How long after giving up on an order the board asks again if ending it failed.
 pub const GIVE_UP_RETRY: Duration = Duration::seconds(5);
@@ -82,17 +83,14 @@ impl Board {
         });
     }
 
-    pub fn rider(&self, id: RiderId) -> Option<RiderView> {
+    pub fn rider(&self, id: RiderId) -> Option<domain::Rider> {
         let r = self.riders.get(&id)?;
-        Some(RiderView {
+        Some(domain::Rider {
             id,
             name: r.name.clone(),
             status: r.status,
             location: r.location,
-            offer: r.offer.map(|o| OfferView {
-                order_id: o.order_id,
-                expires_at: o.expires_at,
-            }),
+            offer: r.offer.map(|o| (o.order_id, o.expires_at)),
             order_id: r.order.map(|a| a.order_id),
         })
     }

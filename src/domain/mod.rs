@@ -7,6 +7,7 @@ pub mod location;
 pub mod money;
 pub mod order;
 pub mod policy;
+pub mod restaurant;
 pub mod rider;
 
 pub use clock::Clock;
@@ -15,4 +16,5 @@ pub use location::LatLng;
 pub use money::Cents;
 pub use order::{Command, Delivery, Item, Order, OrderError, Stage, Status};
 pub use policy::Policy;
-pub use rider::RiderStatus;
+pub use restaurant::Restaurant;
+pub use rider::{Rider, RiderStatus};

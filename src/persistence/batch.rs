@@ -7,10 +7,9 @@
 use chrono::{DateTime, Utc};
 
 use super::records::{
-    CustomerRecord, JobRecord, OutboxEvent, RatingRecord, RestaurantRecord, RiderRecord,
-    SavedResponse,
+    CustomerRecord, JobRecord, OutboxEvent, RatingRecord, RiderRecord, SavedResponse,
 };
-use crate::domain::{Order, OrderId, RestaurantId};
+use crate::domain::{Order, OrderId, Restaurant, RestaurantId};
 
 #[derive(Clone, Debug)]
 pub enum Write {
@@ -34,7 +33,7 @@ pub enum Write {
         seq: i64,
     },
     AddRestaurant {
-        restaurant: RestaurantRecord,
+        restaurant: Restaurant,
         at: DateTime<Utc>,
     },
     SetRestaurantOpen {

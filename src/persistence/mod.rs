@@ -30,11 +30,11 @@ pub use instance_lock::InstanceLock;
 pub use postgres::PostgresStore;
 pub use records::{
     CommittedEvent, CustomerRecord, HistoryCursor, JobRecord, OutboxEvent, PurgeReport,
-    RatingRecord, Recipients, RestaurantRecord, RiderRecord, SavedResponse,
+    RatingRecord, Recipients, RiderRecord, SavedResponse,
 };
 pub use sqlite::SqliteStore;
 
-use crate::domain::{CustomerId, Order, OrderId};
+use crate::domain::{CustomerId, Order, OrderId, Restaurant};
 use dialect::{Dialect, Stmt, execute, fetch_all, fetch_optional};
 use rows::{KeyRow, OrderRow, decode_all};
 use statements as sql;
@@ -191,7 +191,7 @@ impl Store {
         self.all::<(i32,)>(sql::ping()).await.map(|_| ())
     }
 
-    pub async fn restaurants(&self) -> StoreResult<Vec<RestaurantRecord>> {
+    pub async fn restaurants(&self) -> StoreResult<Vec<Restaurant>> {
         decode_all::<rows::RestaurantRow, _>(self.all(sql::restaurants()).await?)
     }
 

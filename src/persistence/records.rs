@@ -5,16 +5,6 @@ use chrono::{DateTime, Utc};
 use crate::domain::{CustomerId, LatLng, OrderId, RestaurantId, RiderId, RiderStatus};
 
 #[derive(Clone, Debug, PartialEq)]
-pub struct RestaurantRecord {
-    pub id: RestaurantId,
-    pub name: String,
-    pub location: LatLng,
-    pub open: bool,
-    pub rating_sum: i64,
-    pub rating_count: i64,
-}
-
-#[derive(Clone, Debug, PartialEq)]
 pub struct CustomerRecord {
     pub id: CustomerId,
     pub name: String,

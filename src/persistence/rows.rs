@@ -6,11 +6,10 @@ use std::str::FromStr;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::records::{
-    CommittedEvent, JobRecord, OutboxEvent, Recipients, RestaurantRecord, RiderRecord,
-    SavedResponse,
+    CommittedEvent, JobRecord, OutboxEvent, Recipients, RiderRecord, SavedResponse,
 };
 use super::{StoreError, StoreResult};
-use crate::domain::{LatLng, Order, OrderId, RiderStatus};
+use crate::domain::{LatLng, Order, OrderId, Restaurant, RiderStatus};
 
 pub fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -56,7 +55,7 @@ pub struct RestaurantRow {
     rating_count: i64,
 }
 
-impl TryFrom<RestaurantRow> for RestaurantRecord {
+impl TryFrom<RestaurantRow> for Restaurant {
     type Error = StoreError;
     fn try_from(row: RestaurantRow) -> StoreResult<Self> {
         Ok(Self {

@@ -4,11 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::dialect::{Param, Stmt};
-use super::records::{
-    CustomerRecord, HistoryCursor, RatingRecord, RestaurantRecord, SavedResponse,
-};
+use super::records::{CustomerRecord, HistoryCursor, RatingRecord, SavedResponse};
 use super::rows::millis;
-use crate::domain::{CustomerId, OrderId, RestaurantId};
+use crate::domain::{CustomerId, OrderId, Restaurant, RestaurantId};
 
 use Param::{Bool, Int, OptText, Real, Text};
 
@@ -177,7 +175,7 @@ pub fn claim_response(
     )
 }
 
-pub fn add_restaurant(r: &RestaurantRecord, at: DateTime<Utc>) -> Stmt {
+pub fn add_restaurant(r: &Restaurant, at: DateTime<Utc>) -> Stmt {
     Stmt::new(
         "INSERT INTO restaurants (id, name, lat, lng, open, rating_sum, rating_count, created_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",

@@ -402,7 +402,8 @@ pub fn bare_restaurant() -> dabba::domain::RestaurantId {
 
 /// A store with no engine on top (a fresh database), holding one restaurant.
 pub async fn bare_store() -> (dabba::persistence::Store, Option<std::path::PathBuf>) {
-    use dabba::persistence::{RestaurantRecord, Store, Write, WriteUnit};
+    use dabba::domain::Restaurant;
+    use dabba::persistence::{Store, Write, WriteUnit};
     let (store, dir) = match std::env::var("DABBA_TEST_STORE").as_deref() {
         Ok("postgres") => (Store::open(&postgres_url().await, 2).await.unwrap(), None),
         _ => {
@@ -412,7 +413,7 @@ pub async fn bare_store() -> (dabba::persistence::Store, Option<std::path::PathB
             (Store::open(&url, 2).await.unwrap(), Some(dir))
         }
     };
-    let restaurant = RestaurantRecord {
+    let restaurant = Restaurant {
         id: bare_restaurant(),
         name: "Bare Bhavan".into(),
         location: dabba::domain::LatLng::parse(12.97, 77.59).unwrap(),

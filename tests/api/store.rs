@@ -5,11 +5,10 @@
 use chrono::Utc;
 use dabba::domain::order::{NewOrder, new_order};
 use dabba::domain::{
-    CustomerId, Delivery, Item, LatLng, OrderId, Policy, RestaurantId, RiderId, RiderStatus,
+    CustomerId, Delivery, Item, LatLng, OrderId, Policy, Restaurant, RestaurantId, RiderId,
+    RiderStatus,
 };
-use dabba::persistence::{
-    RatingRecord, RestaurantRecord, RiderRecord, Store, StoreError, Write, WriteUnit,
-};
+use dabba::persistence::{RatingRecord, RiderRecord, Store, StoreError, Write, WriteUnit};
 
 fn rider(id: RiderId, rev: i64) -> RiderRecord {
     RiderRecord {
@@ -48,7 +47,7 @@ async fn an_older_snapshot_fails_instead_of_vanishing() {
 async fn the_database_refuses_what_the_domain_never_writes() {
     let (store, dir) = crate::helpers::bare_store().await;
     let at = LatLng::parse(12.9716, 77.5946).unwrap();
-    let restaurant = RestaurantRecord {
+    let restaurant = Restaurant {
         id: RestaurantId::new(),
         name: "Vidyarthi Bhavan".into(),
         location: at,

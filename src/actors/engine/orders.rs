@@ -5,11 +5,9 @@ use super::{Engine, HISTORY_WINDOW, NewOrderRequest};
 use crate::actors::error::EngineError;
 use crate::actors::order::{ApplyCommand, GetOrder};
 use crate::domain::order::{NewOrder, new_order};
-use crate::domain::{Command, CustomerId, Order, OrderId};
+use crate::domain::{Command, CustomerId, Order, OrderId, Restaurant};
 use crate::events::relay;
-use crate::persistence::{
-    HistoryCursor, RatingRecord, RestaurantRecord, StoreError, UnitOutcome, Write, WriteUnit,
-};
+use crate::persistence::{HistoryCursor, RatingRecord, StoreError, UnitOutcome, Write, WriteUnit};
 
 impl Engine {
     /// Places an order. With an idempotency key, a repeat of the same request returns the
@@ -136,7 +134,7 @@ impl Engine {
         order: &Order,
         stars: u8,
         comment: Option<String>,
-    ) -> Result<RestaurantRecord, EngineError> {
+    ) -> Result<Restaurant, EngineError> {
         if !order.may_be_rated() {
             return Err(EngineError::InvalidState(
                 "only delivered orders can be rated".into(),

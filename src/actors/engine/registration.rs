@@ -4,17 +4,16 @@
 use super::Engine;
 use crate::actors::dispatcher::AddRider;
 use crate::actors::error::EngineError;
-use crate::domain::{CustomerId, LatLng, RestaurantId, RiderId, RiderStatus};
-use crate::persistence::{CustomerRecord, RestaurantRecord, RiderRecord, Write, WriteUnit};
-use crate::wire::RiderView;
+use crate::domain::{CustomerId, LatLng, Restaurant, RestaurantId, Rider, RiderId, RiderStatus};
+use crate::persistence::{CustomerRecord, RiderRecord, Write, WriteUnit};
 
 impl Engine {
     pub async fn add_restaurant(
         &self,
         name: String,
         location: LatLng,
-    ) -> Result<RestaurantRecord, EngineError> {
-        let restaurant = RestaurantRecord {
+    ) -> Result<Restaurant, EngineError> {
+        let restaurant = Restaurant {
             id: RestaurantId::new(),
             name,
             location,
@@ -34,7 +33,7 @@ impl Engine {
         Ok(restaurant)
     }
 
-    pub fn restaurant(&self, id: RestaurantId) -> Result<RestaurantRecord, EngineError> {
+    pub fn restaurant(&self, id: RestaurantId) -> Result<Restaurant, EngineError> {
         self.services
             .directory
             .restaurant(id)
@@ -42,7 +41,7 @@ impl Engine {
     }
 
     /// Restaurants within the delivery radius of `at`, nearest first, with their distance.
-    pub fn restaurants_near(&self, at: LatLng) -> Vec<(RestaurantRecord, f64)> {
+    pub fn restaurants_near(&self, at: LatLng) -> Vec<(Restaurant, f64)> {
         self.services
             .directory
             .restaurants_near(at, self.services.policy.radius_m)
@@ -52,7 +51,7 @@ impl Engine {
         &self,
         id: RestaurantId,
         open: bool,
-    ) -> Result<RestaurantRecord, EngineError> {
+    ) -> Result<Restaurant, EngineError> {
         self.restaurant(id)?;
         self.commit(Write::SetRestaurantOpen { id, open }).await?;
         self.services
@@ -82,7 +81,7 @@ impl Engine {
         Ok(customer)
     }
 
-    pub async fn add_rider(&self, name: String) -> Result<RiderView, EngineError> {
+    pub async fn add_rider(&self, name: String) -> Result<Rider, EngineError> {
         let rider = RiderRecord {
             id: RiderId::new(),
             name: name.clone(),

@@ -6,11 +6,10 @@ use crate::actors::dispatcher::{
 };
 use crate::actors::error::EngineError;
 use crate::dispatch::DispatchStats;
-use crate::domain::{Command, LatLng, Order, OrderId, RiderId, RiderStatus};
-use crate::wire::RiderView;
+use crate::domain::{Command, LatLng, Order, OrderId, Rider, RiderId, RiderStatus};
 
 impl Engine {
-    pub async fn rider(&self, id: RiderId) -> Result<RiderView, EngineError> {
+    pub async fn rider(&self, id: RiderId) -> Result<Rider, EngineError> {
         self.dispatcher
             .send(GetRider(id))
             .await?
@@ -21,7 +20,7 @@ impl Engine {
         &self,
         rider: RiderId,
         status: RiderStatus,
-    ) -> Result<RiderView, EngineError> {
+    ) -> Result<Rider, EngineError> {
         self.dispatcher
             .send(SetRiderStatus { rider, status })
             .await?
