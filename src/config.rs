@@ -112,6 +112,7 @@ impl ServeConfig {
             },
             faults: self.fault_injection,
             retention: chrono::Duration::days(self.retention_days.max(1)),
+            redis_url: self.redis_url.clone(),
             ..EngineOptions::default()
         }
     }

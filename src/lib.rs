@@ -28,6 +28,7 @@ pub mod events;
 pub mod geo;
 pub mod limits_os;
 pub mod persistence;
+pub mod redis_conn;
 pub mod startup;
 pub mod telemetry;
 pub mod wire;

@@ -2,6 +2,7 @@
 //! board through one mailbox, applies the effects the board returns (commits, pushes,
 //! give-ups) and restarts from the store if a rule panics. It decides nothing itself.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -30,6 +31,8 @@ pub struct Dispatcher {
     reload_after: Option<Duration>,
     /// Reconciliation effects decided while restoring, applied once the actor runs.
     pending: Effects,
+    /// Latest position of each rider moved since the last publication (when a feed is on).
+    unpublished: HashMap<RiderId, LatLng>,
 }
 
 /// Loads what the store holds about dispatch.
@@ -60,6 +63,7 @@ impl Dispatcher {
             restarts: Restarts::default(),
             reload_after: None,
             pending: Effects::default(),
+            unpublished: HashMap::new(),
         };
         d.pending = d.restore(recovered);
         d
@@ -189,6 +193,11 @@ impl Actor for Dispatcher {
             if let Some(fx) = act.run(ctx, |b, now| b.flush_positions(now)) {
                 act.apply_detached(fx);
             }
+            if !act.unpublished.is_empty() {
+                let moved = std::mem::take(&mut act.unpublished);
+                let feed = act.services.positions.clone();
+                actix_rt::spawn(async move { feed.publish(moved).await });
+            }
         });
     }
 }
@@ -289,6 +298,9 @@ impl Handler<UpdateLocation> for Dispatcher {
             .run(ctx, |b, now| b.update_location(msg.rider, msg.at, now))
             .ok_or(EngineError::Unavailable)??;
         metrics::counter!("dabba_location_updates_total").increment(1);
+        if self.services.positions.is_enabled() {
+            self.unpublished.insert(msg.rider, msg.at);
+        }
         self.apply_detached(fx);
         Ok(())
     }

@@ -39,6 +39,8 @@ pub struct Services {
     pub timings: DispatchTimings,
     pub hub: Hub,
     pub directory: Directory,
+    /// Moved riders' positions for other readers (Redis when configured).
+    pub positions: crate::events::positions::PositionFeed,
 }
 
 pub type Shared = Arc<Services>;

@@ -168,16 +168,8 @@ impl RateLimiter {
 
     /// Connects to Redis; if it cannot, runs in-process and says so.
     pub async fn with_redis(limits: Limits, url: &str) -> Self {
-        let manager = async {
-            let client = redis::Client::open(url)?;
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(Duration::from_secs(1)))
-                .set_response_timeout(Some(Duration::from_millis(500)))
-                .set_number_of_retries(1);
-            redis::aio::ConnectionManager::new_with_config(client, config).await
-        };
-        match tokio::time::timeout(Duration::from_secs(3), manager).await {
-            Ok(Ok(conn)) => {
+        match crate::redis_conn::connect(url).await {
+            Some(conn) => {
                 tracing::info!("rate limiter: redis");
                 Self {
                     limits,
@@ -185,7 +177,7 @@ impl RateLimiter {
                     redis: Some((conn, redis::Script::new(TOKEN_BUCKET))),
                 }
             }
-            _ => {
+            None => {
                 tracing::warn!(
                     "rate limiter: redis unreachable at start, using in-process buckets"
                 );

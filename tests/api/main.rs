@@ -12,6 +12,7 @@ mod limits;
 mod orders;
 mod outage;
 mod outbox;
+mod positions;
 mod process;
 mod registration;
 mod store;

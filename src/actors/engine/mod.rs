@@ -18,6 +18,7 @@ use super::order::{InjectFault, OrderActor};
 use super::services::{DispatchTimings, Services, Shared};
 use crate::domain::{Clock, CustomerId, Order, OrderId, Policy, RestaurantId};
 use crate::events::hub::Hub;
+use crate::events::positions::PositionFeed;
 use crate::events::relay::{self, Relay};
 use crate::persistence::writer::{Writer, WriterConfig};
 use crate::persistence::{PurgeReport, SavedResponse, Store, UnitOutcome, Write, WriteUnit};
@@ -35,6 +36,8 @@ pub struct EngineOptions {
     pub retention: chrono::Duration,
     /// How often the retention job runs.
     pub retention_every: std::time::Duration,
+    /// Redis, for publishing rider positions to other readers.
+    pub redis_url: Option<String>,
 }
 
 impl Default for EngineOptions {
@@ -44,6 +47,7 @@ impl Default for EngineOptions {
             faults: false,
             retention: chrono::Duration::days(365),
             retention_every: std::time::Duration::from_secs(3_600),
+            redis_url: None,
         }
     }
 }
@@ -97,6 +101,10 @@ impl Engine {
         let arbiter = Arbiter::new();
         arbiter.spawn(writer_task);
         let recovered = load_recovered(&store).await?;
+        let positions = match &options.redis_url {
+            Some(url) => PositionFeed::redis(url).await,
+            None => PositionFeed::default(),
+        };
         let unfinished = recovered.orders.clone();
         let services = Arc::new(Services {
             store,
@@ -107,6 +115,7 @@ impl Engine {
             timings,
             hub,
             directory,
+            positions,
         });
         let for_dispatcher = services.clone();
         let dispatcher = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
