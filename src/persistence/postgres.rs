@@ -2,13 +2,12 @@
 //! partitions), and batches are written in bulk with arrays and UNNEST.
 
 use std::collections::HashSet;
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sqlx::Transaction;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::batch::{Write, WriteUnit};
 use super::records::{JobRecord, OutboxEvent, PurgeReport, RiderRecord};
@@ -29,15 +28,10 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
-        // Bulk statements take arrays whose length varies batch to batch: a cached generic plan
-        // (chosen after five executions) guesses their size and joined `orders` badly, tripling
-        // the bulk UPDATE's time (pg_stat_statements under benches/load.sh). Plan each one.
-        let options =
-            PgConnectOptions::from_str(url)?.options([("plan_cache_mode", "force_custom_plan")]);
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options)
+            .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
         let store = Self {
@@ -225,6 +219,9 @@ impl BulkWrites for sqlx::Postgres {
         tx: &mut Transaction<'static, Self>,
         orders: &[&Order],
     ) -> StoreResult<u64> {
+        // Unnamed (not cached): planned with this batch's arrays each time. The cached generic
+        // plan guessed their size and joined `orders` badly, tripling this statement's time
+        // (pg_stat_statements under benches/load.sh).
         let done = sqlx::query(
             "UPDATE orders AS o SET rider_id = u.rider_id, stage = u.stage, terminal = u.terminal,
                     updated_at = u.updated_at, version = u.version, body = u.body
@@ -240,6 +237,7 @@ impl BulkWrites for sqlx::Postgres {
         .bind(orders.iter().map(|o| o.version as i64).collect::<Vec<_>>())
         .bind(orders.iter().map(|o| order_json(o)).collect::<Vec<_>>())
         .bind(orders.iter().map(|o| millis(o.placed_at)).collect::<Vec<_>>())
+        .persistent(false)
         .execute(&mut **tx)
         .await?;
         Ok(done.rows_affected())
