@@ -6,6 +6,8 @@ PG=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 REDIS=${BENCH_REDIS_URL:-redis://127.0.0.1:6379}
 DB=dabba_bench_$$
 WORK=$(mktemp -d)
+# Every process of a bench signs and verifies with this (32+ bytes, as the server requires).
+BENCH_SECRET=dabba-bench-secret-0123456789abcdef
 cargo build --quiet --release --bin dabba
 (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null ||
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >/dev/null
@@ -13,11 +15,11 @@ psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
 # shellcheck disable=SC2086
-env DABBA_BIND=127.0.0.1:$PORT DATABASE_URL="$PG/$DB" REDIS_URL="$REDIS" DABBA_JWT_SECRET=bench \
+env DABBA_BIND=127.0.0.1:$PORT DATABASE_URL="$PG/$DB" REDIS_URL="$REDIS" DABBA_JWT_SECRET="$BENCH_SECRET" DABBA_WS_MAX_PER_IP=1000000 \
   RUST_LOG=warn ${SERVER_ENV:-} "${DABBA_SERVER_BIN:-target/release/dabba}" serve >"$WORK/server.log" 2>&1 &
 SERVER=$!
 cleanup() {
-  curl -s "$URL/metrics" -H "Authorization: Bearer $(target/release/dabba token --role ops --sub 00000000-0000-0000-0000-000000000001 --secret bench)" \
+  curl -s "$URL/metrics" -H "Authorization: Bearer $(target/release/dabba token --role ops --sub 00000000-0000-0000-0000-000000000001 --jwt-secret "$BENCH_SECRET")" \
     >"${BENCH_KEEP:-/tmp}/dabba-bench-metrics.txt" 2>/dev/null || true
   cp "$WORK/server.log" "${BENCH_KEEP:-/tmp}/dabba-bench-server.log" 2>/dev/null || true
   kill "$SERVER" 2>/dev/null || true
@@ -28,5 +30,5 @@ cleanup() {
 trap cleanup EXIT
 for _ in $(seq 1 200); do curl -sf "$URL/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 echo "server pid $SERVER at $URL" >&2
-export DABBA_JWT_SECRET=bench
+export DABBA_JWT_SECRET="$BENCH_SECRET"
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER/status"; }

@@ -286,7 +286,7 @@ impl Tokens {
         Self(Keys::new(secret))
     }
 
-    /// A day-long token for `id` (a UUID) as `role`.
+    /// A token for `id` (a UUID) as `role`, living a day or the role's maximum if shorter.
     pub fn mint(&self, role: Role, id: &str) -> anyhow::Result<String> {
         Ok(self.0.mint(role, id.parse()?, chrono::Duration::days(1)))
     }

@@ -7,7 +7,9 @@ use clap::Args;
 
 use crate::actors::{DispatchTimings, EngineOptions};
 use crate::api::limits::{Limits, Rate};
+use crate::api::ws::SocketRules;
 use crate::persistence::writer::WriterConfig;
+use crate::tokens::{Lifetimes, SecretArgs};
 
 #[derive(Args, Clone, Debug)]
 pub struct ServeConfig {
@@ -20,14 +22,13 @@ pub struct ServeConfig {
     /// Where the embedded SQLite database lives when `DATABASE_URL` is unset.
     #[arg(long, env = "DABBA_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
-    /// Secret for HS256 bearer tokens.
-    #[arg(
-        long,
-        env = "DABBA_JWT_SECRET",
-        default_value = "dabba-dev-secret",
-        hide_env_values = true
-    )]
-    pub jwt_secret: String,
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+    #[command(flatten)]
+    pub lifetimes: Lifetimes,
+    /// Proxies whose `X-Forwarded-For` is believed: comma-separated addresses or CIDR ranges.
+    #[arg(long, env = "DABBA_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: String,
     /// Seconds a rider has to answer an offer.
     #[arg(long, env = "DABBA_OFFER_TIMEOUT_SECS", default_value_t = 30)]
     pub offer_timeout_secs: u64,
@@ -67,6 +68,24 @@ pub struct ServeConfig {
     /// Reads per second per subject (bucket of 10× this).
     #[arg(long, env = "DABBA_RATE_READS_PER_SEC", default_value_t = 100.0)]
     pub rate_reads_per_sec: f64,
+    /// WebSocket handshakes per second per subject or address (bucket of 10× this).
+    #[arg(long, env = "DABBA_RATE_WS_UPGRADES_PER_SEC", default_value_t = 2.0)]
+    pub rate_ws_upgrades_per_sec: f64,
+    /// Most WebSockets one subject (token) may hold open at once.
+    #[arg(long, env = "DABBA_WS_MAX_PER_SUBJECT", default_value_t = 16)]
+    pub ws_max_per_subject: u32,
+    /// Most WebSockets one client address may hold open at once.
+    #[arg(long, env = "DABBA_WS_MAX_PER_IP", default_value_t = 1_024)]
+    pub ws_max_per_ip: u32,
+    /// Seconds between pings; a socket whose pongs stop for two of these is closed.
+    #[arg(long, env = "DABBA_WS_HEARTBEAT_SECS", default_value_t = 15)]
+    pub ws_heartbeat_secs: u64,
+    /// Seconds one push may wait to be written before the socket is closed as stuck.
+    #[arg(long, env = "DABBA_WS_WRITE_TIMEOUT_SECS", default_value_t = 10)]
+    pub ws_write_timeout_secs: u64,
+    /// Seconds a request body may take to arrive before the request is cut with `408`.
+    #[arg(long, env = "DABBA_BODY_TIMEOUT_SECS", default_value_t = 10)]
+    pub body_timeout_secs: u64,
     /// Most database connections the server opens.
     #[arg(long, env = "DABBA_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
@@ -126,6 +145,16 @@ impl ServeConfig {
             writes: rate(self.rate_writes_per_sec, BURST_SECONDS),
             location: rate(self.rate_location_per_sec, BURST_SECONDS),
             reads: rate(self.rate_reads_per_sec, BURST_SECONDS),
+            sockets: rate(self.rate_ws_upgrades_per_sec, BURST_SECONDS),
+        }
+    }
+
+    pub fn sockets(&self) -> SocketRules {
+        SocketRules {
+            max_per_subject: self.ws_max_per_subject.max(1),
+            max_per_ip: self.ws_max_per_ip.max(1),
+            heartbeat: Duration::from_secs(self.ws_heartbeat_secs.max(1)),
+            write_timeout: Duration::from_secs(self.ws_write_timeout_secs.max(1)),
         }
     }
 

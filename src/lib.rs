@@ -31,4 +31,5 @@ pub mod persistence;
 pub mod redis_conn;
 pub mod startup;
 pub mod telemetry;
+pub mod tokens;
 pub mod wire;

@@ -8,8 +8,9 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context as _;
 
 use crate::actors::Engine;
-use crate::api::limits::{self, RateLimiter};
-use crate::api::{self, auth::Keys};
+use crate::api::gate::{self, TrustedProxies};
+use crate::api::limits::RateLimiter;
+use crate::api::{self};
 use crate::config::ServeConfig;
 use crate::domain::{Clock, Policy};
 use crate::persistence::{InstanceLock, Store};
@@ -56,7 +57,26 @@ impl Application {
         };
         tracing::info!(backend = limiter.backend(), "rate limiter ready");
         let limiter = web::Data::new(limiter);
-        let keys = web::Data::new(Keys::new(&config.jwt_secret));
+        let keys = config
+            .secrets
+            .keys(&config.data_dir, config.lifetimes)
+            .context("loading the token secret")?;
+        if config.secrets.generated() {
+            tracing::info!(
+                file = %config.data_dir.join(crate::tokens::SECRET_FILE).display(),
+                "token secret generated for this data directory (set DABBA_JWT_SECRET to share one across nodes)"
+            );
+        }
+        let keys = web::Data::new(keys);
+        let proxies = web::Data::new(
+            TrustedProxies::parse(&config.trusted_proxies)
+                .map_err(anyhow::Error::msg)
+                .context("DABBA_TRUSTED_PROXIES")?,
+        );
+        let sockets = web::Data::new(api::ws::Sockets::new(config.sockets()));
+        let body_timeout = web::Data::new(api::extract::BodyTimeout(
+            std::time::Duration::from_secs(config.body_timeout_secs.max(1)),
+        ));
         let metrics = web::Data::new(telemetry::metrics_handle());
         let data = web::Data::new(engine.clone());
         let features = api::Features {
@@ -75,9 +95,13 @@ impl Application {
                 .app_data(keys.clone())
                 .app_data(metrics.clone())
                 .app_data(limiter.clone())
-                .wrap(actix_web::middleware::from_fn(limits::middleware))
+                .app_data(proxies.clone())
+                .app_data(sockets.clone())
+                .app_data(body_timeout.clone())
+                .wrap(actix_web::middleware::from_fn(gate::middleware))
                 .configure(|cfg| api::configure(cfg, features))
         })
+        .on_connect(api::ws::remember_socket)
         .listen(listener)?
         .shutdown_timeout(5);
         let workers = config.workers.unwrap_or_else(|| {

@@ -9,6 +9,7 @@ pub mod engine;
 pub mod error;
 pub mod order;
 pub mod services;
+pub mod subjects;
 pub mod supervision;
 
 pub use engine::{Engine, EngineOptions, FaultTarget, NewOrderRequest};

@@ -39,6 +39,8 @@ pub struct Services {
     pub timings: DispatchTimings,
     pub hub: Hub,
     pub directory: Directory,
+    /// Registered customers and riders seen so far (token subjects are checked against it).
+    pub subjects: super::subjects::Subjects,
     /// Moved riders' positions for other readers (Redis when configured).
     pub positions: crate::events::positions::PositionFeed,
 }

@@ -2,8 +2,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 use actix_web::error::PayloadError;
+use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 use serde::de::DeserializeOwned;
 
@@ -19,13 +21,40 @@ pub struct ValidJson<T>(pub T);
 /// A JSON body that may be absent (empty); present but malformed is still `400`.
 pub struct MaybeJson<T>(pub Option<T>);
 
+/// How long a request body may take to arrive (`DABBA_BODY_TIMEOUT_SECS`).
+#[derive(Clone, Copy, Debug)]
+pub struct BodyTimeout(pub Duration);
+
+impl Default for BodyTimeout {
+    fn default() -> Self {
+        Self(Duration::from_secs(10))
+    }
+}
+
+/// Reads the body: JSON only (`415` otherwise), within the size cap (`413`) and the body
+/// timeout (`408`: a body trickled a byte a second is cut, not waited for).
 fn read_body(
     req: &HttpRequest,
     payload: &mut Payload,
 ) -> impl Future<Output = Result<web::Bytes, ApiError>> + use<> {
+    let content_type = json_content_type(req);
+    let timeout = req
+        .app_data::<web::Data<BodyTimeout>>()
+        .map_or_else(BodyTimeout::default, |t| *t.get_ref());
     let bytes = web::Bytes::from_request(req, payload);
     async move {
-        bytes.await.map_err(|e| match e.as_error::<PayloadError>() {
+        let bytes = match tokio::time::timeout(timeout.0, bytes).await {
+            Ok(read) => read,
+            Err(_) => {
+                metrics::counter!("dabba_body_timeouts_total").increment(1);
+                return Err(ApiError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "request_timeout",
+                    format!("the body did not arrive within {} s", timeout.0.as_secs()),
+                ));
+            }
+        };
+        let bytes = bytes.map_err(|e| match e.as_error::<PayloadError>() {
             Some(PayloadError::Overflow) => ApiError::too_large(MAX_BODY),
             _ if e.as_response_error().status_code()
                 == actix_web::http::StatusCode::PAYLOAD_TOO_LARGE =>
@@ -33,7 +62,38 @@ fn read_body(
                 ApiError::too_large(MAX_BODY)
             }
             _ => ApiError::invalid(format!("could not read the body: {e}")),
-        })
+        })?;
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            content_type?;
+        }
+        Ok(bytes)
+    }
+}
+
+/// A body is JSON: `Content-Type: application/json` (or `+json`, any parameters), or none
+/// at all (curl and older clients omit it). Anything else is `415`, never parsed as JSON.
+fn json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let Some(value) = req.headers().get(actix_web::http::header::CONTENT_TYPE) else {
+        return Ok(());
+    };
+    let essence = value
+        .to_str()
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    if essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be JSON (Content-Type: application/json)",
+        ))
     }
 }
 

@@ -1,35 +1,37 @@
-//! Rate limiting: a token bucket per (class, subject), in Redis when `REDIS_URL` is set (one
+//! Rate limiting: a token bucket per (class, subject or client address), in Redis when `REDIS_URL` is set (one
 //! atomic Lua script, so every node shares the buckets) and in-process otherwise, with the
 //! same semantics. If Redis fails, the in-process buckets take over and say so in logs and
 //! `dabba_rate_limiter_fallback_total`; a limiter outage never turns requests into errors.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use actix_web::body::{BoxBody, EitherBody, MessageBody};
-use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
-use actix_web::middleware::Next;
-use actix_web::{ResponseError, web};
+use uuid::Uuid;
 
-use super::auth::{Role, authenticate};
 use super::error::ApiError;
 
 /// What a request costs from: separate buckets so a location stream never starves orders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Class {
     Writes,
+    /// Positions, per rider across its sockets and REST.
     Location,
     Reads,
+    /// WebSocket handshakes.
+    Sockets,
 }
 
 impl Class {
-    fn as_str(self) -> &'static str {
+    const ALL: [Class; 4] = [Class::Writes, Class::Location, Class::Reads, Class::Sockets];
+
+    pub fn as_str(self) -> &'static str {
         match self {
             Class::Writes => "writes",
             Class::Location => "location",
             Class::Reads => "reads",
+            Class::Sockets => "sockets",
         }
     }
 }
@@ -46,6 +48,7 @@ pub struct Limits {
     pub writes: Rate,
     pub location: Rate,
     pub reads: Rate,
+    pub sockets: Rate,
 }
 
 impl Default for Limits {
@@ -65,6 +68,10 @@ impl Default for Limits {
                 per_sec: 20.0,
                 burst: 100.0,
             },
+            sockets: Rate {
+                per_sec: 2.0,
+                burst: 20.0,
+            },
         }
     }
 }
@@ -75,6 +82,7 @@ impl Limits {
             Class::Writes => self.writes,
             Class::Location => self.location,
             Class::Reads => self.reads,
+            Class::Sockets => self.sockets,
         }
     }
 }
@@ -90,16 +98,16 @@ pub struct Bucket {
 }
 
 impl Bucket {
-    pub fn full(rate: Rate) -> Self {
+    pub fn full_at(rate: Rate, now: Instant) -> Self {
         Self {
             tokens: rate.burst,
-            at: Instant::now(),
+            at: now,
         }
     }
 
-    pub fn take(&mut self, rate: Rate) -> Decision {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.at).as_secs_f64() * rate.per_sec)
+    pub fn take_at(&mut self, rate: Rate, now: Instant) -> Decision {
+        self.tokens = (self.tokens
+            + now.saturating_duration_since(self.at).as_secs_f64() * rate.per_sec)
             .min(rate.burst);
         self.at = now;
         if self.tokens >= 1.0 {
@@ -111,22 +119,117 @@ impl Bucket {
     }
 }
 
-#[derive(Default)]
-struct Buckets {
-    buckets: Mutex<HashMap<(Class, String), Bucket>>,
+/// Whose bucket: a token's subject, or the client's address without a valid token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Key {
+    Subject(Uuid),
+    Addr(IpAddr),
 }
 
-impl Buckets {
-    fn take(&self, class: Class, key: &str, rate: Rate) -> Decision {
-        let mut all = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        if all.len() > 100_000 {
-            // Idle buckets are full buckets: forgetting them changes nothing.
-            let now = Instant::now();
-            all.retain(|_, b| now.duration_since(b.at) < Duration::from_secs(600));
+impl std::fmt::Display for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Key::Subject(id) => write!(f, "sub:{id}"),
+            Key::Addr(ip) => write!(f, "ip:{ip}"),
         }
-        all.entry((class, key.to_owned()))
-            .or_insert_with(|| Bucket::full(rate))
-            .take(rate)
+    }
+}
+
+/// Independent locks, so concurrent requests rarely wait on each other.
+const SHARDS: usize = 64;
+
+/// In-process buckets with O(1) expiry: each shard keeps two generations and, once a period,
+/// drops the older one whole. A bucket untouched for a whole period is gone; the period is at
+/// least the time an empty bucket takes to refill, so a forgotten bucket was a full one and
+/// forgetting it changes nothing. No request ever scans the map, however many keys it holds.
+pub struct LocalBuckets {
+    shards: Vec<Mutex<Generations>>,
+    period: Duration,
+}
+
+type BucketMap = HashMap<(Class, Key), Bucket>;
+
+struct Generations {
+    current: BucketMap,
+    previous: BucketMap,
+    rotated_at: Instant,
+}
+
+impl LocalBuckets {
+    /// Buckets for `limits`: the period covers the slowest refill of any class.
+    pub fn new(limits: &Limits) -> Self {
+        let slowest = Class::ALL
+            .iter()
+            .map(|c| {
+                let r = limits.of(*c);
+                r.burst / r.per_sec
+            })
+            .fold(0.0, f64::max);
+        let period = Duration::from_secs_f64(slowest.clamp(1.0, 86_400.0)) + Duration::from_secs(1);
+        let now = Instant::now();
+        Self {
+            shards: (0..SHARDS)
+                .map(|_| {
+                    Mutex::new(Generations {
+                        current: HashMap::new(),
+                        previous: HashMap::new(),
+                        rotated_at: now,
+                    })
+                })
+                .collect(),
+            period,
+        }
+    }
+
+    pub fn take(&self, class: Class, key: Key, rate: Rate) -> Decision {
+        self.take_at(class, key, rate, Instant::now())
+    }
+
+    pub fn take_at(&self, class: Class, key: Key, rate: Rate, now: Instant) -> Decision {
+        let shard = {
+            let mut h = std::hash::DefaultHasher::new();
+            std::hash::Hash::hash(&key, &mut h);
+            (std::hash::Hasher::finish(&h) as usize) % SHARDS
+        };
+        let expired;
+        let decision = {
+            // A bucket map holds no invariant a panicking holder could break halfway.
+            let mut g = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
+            expired = if now.duration_since(g.rotated_at) >= self.period {
+                g.rotated_at = now;
+                let current = std::mem::take(&mut g.current);
+                Some(std::mem::replace(&mut g.previous, current))
+            } else {
+                None
+            };
+            let bucket = match g.previous.remove(&(class, key)) {
+                Some(b) => g.current.entry((class, key)).or_insert(b),
+                None => g
+                    .current
+                    .entry((class, key))
+                    .or_insert_with(|| Bucket::full_at(rate, now)),
+            };
+            bucket.take_at(rate, now)
+        };
+        // Keys and buckets are plain data: freeing the old generation is one deallocation,
+        // done outside the lock.
+        drop(expired);
+        decision
+    }
+
+    /// Buckets held (both generations), for tests and metrics.
+    pub fn len(&self) -> usize {
+        self.shards
+            .iter()
+            .map(|s| {
+                let g = s.lock().unwrap_or_else(|p| p.into_inner());
+                g.current.len() + g.previous.len()
+            })
+            .sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 }
 
@@ -153,15 +256,15 @@ return wait
 
 pub struct RateLimiter {
     limits: Limits,
-    local: Buckets,
+    local: LocalBuckets,
     redis: Option<(redis::aio::ConnectionManager, redis::Script)>,
 }
 
 impl RateLimiter {
     pub fn in_process(limits: Limits) -> Self {
         Self {
+            local: LocalBuckets::new(&limits),
             limits,
-            local: Buckets::default(),
             redis: None,
         }
     }
@@ -172,8 +275,8 @@ impl RateLimiter {
             Some(conn) => {
                 tracing::info!("rate limiter: redis");
                 Self {
+                    local: LocalBuckets::new(&limits),
                     limits,
-                    local: Buckets::default(),
                     redis: Some((conn, redis::Script::new(TOKEN_BUCKET))),
                 }
             }
@@ -199,11 +302,21 @@ impl RateLimiter {
         }
     }
 
-    pub async fn take(&self, class: Class, key: &str) -> Decision {
+    /// Positions are limited in-process on every backend: one rider's stream (its sockets and
+    /// its REST calls) lands on one node, and a Redis round trip per position would cost more
+    /// than handling the position.
+    pub fn take_local(&self, class: Class, key: Key) -> Decision {
+        self.local.take(class, key, self.limits.of(class))
+    }
+
+    pub async fn take(&self, class: Class, key: Key) -> Decision {
         let rate = self.limits.of(class);
         let Some((conn, script)) = &self.redis else {
             return self.local.take(class, key, rate);
         };
+        if class == Class::Location {
+            return self.local.take(class, key, rate);
+        }
         let mut conn = conn.clone();
         let mut call = script.key(format!("dabba:rl:{}:{key}", class.as_str()));
         call.arg(rate.per_sec).arg(rate.burst);
@@ -219,23 +332,6 @@ impl RateLimiter {
     }
 }
 
-/// The bucket a request draws from, by its path: only location routes end in `/location`.
-/// (Not by the matched route pattern: asking for it resolves the whole router again, which
-/// cost more than the rest of the limiter.)
-fn classify(method: &Method, path: &str) -> Option<Class> {
-    if matches!(
-        path,
-        "/v1/ws" | "/v1/test/clock" | "/metrics" | "/healthz" | "/readyz"
-    ) {
-        return None; // the socket is limited per frame; probes and tests are not limited
-    }
-    Some(match *method {
-        Method::GET | Method::HEAD => Class::Reads,
-        _ if path.ends_with("/location") => Class::Location,
-        _ => Class::Writes,
-    })
-}
-
 /// Over the limit: `429 rate_limited` with `Retry-After` in whole seconds.
 pub fn limited(wait: Duration) -> ApiError {
     let secs = wait.as_secs_f64().ceil().max(1.0) as u32;
@@ -247,70 +343,68 @@ pub fn limited(wait: Duration) -> ApiError {
     .retry_after(secs)
 }
 
-/// Middleware: limits by token subject, or by client IP without a valid token. Ops tokens
-/// are not limited (operators and the load generator act for many users).
-pub async fn middleware(
-    req: ServiceRequest,
-    next: Next<impl MessageBody + 'static>,
-) -> Result<ServiceResponse<EitherBody<impl MessageBody, BoxBody>>, actix_web::Error> {
-    let limiter = req.app_data::<web::Data<RateLimiter>>().cloned();
-    let class = classify(req.method(), req.path());
-    if let (Some(limiter), Some(class)) = (limiter, class) {
-        let key = match authenticate(req.request()) {
-            Ok(caller) if caller.role == Role::Ops => None,
-            Ok(caller) => Some(format!("sub:{}", caller.sub)),
-            Err(_) => Some(format!(
-                "ip:{}",
-                req.connection_info()
-                    .realip_remote_addr()
-                    .unwrap_or("unknown")
-            )),
-        };
-        if let Some(key) = key
-            && let Err(wait) = limiter.take(class, &key).await
-        {
-            metrics::counter!("dabba_rate_limited_total", "class" => class.as_str()).increment(1);
-            let response = limited(wait).error_response();
-            return Ok(req.into_response(response).map_into_right_body());
-        }
-    }
-    Ok(next.call(req).await?.map_into_left_body())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_bucket_allows_its_burst_then_refuses_with_a_wait() {
-        let b = Buckets::default();
-        let rate = Rate {
-            per_sec: 1.0,
-            burst: 3.0,
-        };
-        for _ in 0..3 {
-            assert!(b.take(Class::Writes, "k", rate).is_ok());
-        }
-        let wait = b.take(Class::Writes, "k", rate).unwrap_err();
-        assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1));
-        // Other keys and classes have their own buckets.
-        assert!(b.take(Class::Writes, "other", rate).is_ok());
-        assert!(b.take(Class::Reads, "k", rate).is_ok());
+    fn rate(per_sec: f64, burst: f64) -> Rate {
+        Rate { per_sec, burst }
     }
 
     #[test]
-    fn routes_draw_from_the_right_bucket() {
-        let rider = "/v1/riders/5f0c4a4e-8b1e-4d43-9d0e-1d3c3f2b7a10";
-        assert_eq!(
-            classify(&Method::PUT, &format!("{rider}/location")),
-            Some(Class::Location)
+    fn a_bucket_allows_its_burst_then_refuses_with_a_wait() {
+        let b = LocalBuckets::new(&Limits::default());
+        let r = rate(1.0, 3.0);
+        let k = Key::Subject(Uuid::from_u128(1));
+        for _ in 0..3 {
+            assert!(b.take(Class::Writes, k, r).is_ok());
+        }
+        let wait = b.take(Class::Writes, k, r).unwrap_err();
+        assert!(wait > Duration::from_millis(900) && wait <= Duration::from_secs(1));
+        // Other keys and classes have their own buckets.
+        assert!(
+            b.take(Class::Writes, Key::Subject(Uuid::from_u128(2)), r)
+                .is_ok()
         );
-        assert_eq!(
-            classify(&Method::PUT, &format!("{rider}/status")),
-            Some(Class::Writes)
-        );
-        assert_eq!(classify(&Method::POST, "/v1/orders"), Some(Class::Writes));
-        assert_eq!(classify(&Method::GET, "/v1/orders/x"), Some(Class::Reads));
-        assert_eq!(classify(&Method::GET, "/v1/ws"), None);
+        assert!(b.take(Class::Reads, k, r).is_ok());
+    }
+
+    #[test]
+    fn idle_buckets_expire_whole_generations_and_only_when_full_again() {
+        let limits = Limits::default();
+        let b = LocalBuckets::new(&limits);
+        let start = Instant::now();
+        let r = limits.writes;
+        let busy = Key::Subject(Uuid::from_u128(7));
+        for i in 0..10_000u32 {
+            let key = Key::Addr(IpAddr::from(i.to_be_bytes()));
+            assert!(b.take_at(Class::Writes, key, r, start).is_ok());
+        }
+        // A drained bucket stays drained while others come and go.
+        while b.take_at(Class::Writes, busy, r, start).is_ok() {}
+        assert!(b.take_at(Class::Writes, busy, r, start).is_err());
+        assert!(b.len() >= 10_000);
+        // Two periods later every untouched bucket is gone, one shard touch at a time.
+        let later = start + b.period * 2 + Duration::from_millis(1);
+        for i in 0..SHARDS as u128 * 64 {
+            let _ = b.take_at(
+                Class::Reads,
+                Key::Subject(Uuid::from_u128(1_000 + i)),
+                r,
+                later,
+            );
+            let _ = b.take_at(
+                Class::Reads,
+                Key::Subject(Uuid::from_u128(1_000 + i)),
+                r,
+                later + b.period,
+            );
+        }
+        assert!(b.len() < 10_000, "expired generations are dropped");
+        // Forgetting is only ever of full buckets: the period covers the slowest refill.
+        for class in Class::ALL {
+            let r = limits.of(class);
+            assert!(b.period.as_secs_f64() >= r.burst / r.per_sec);
+        }
     }
 }

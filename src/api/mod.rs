@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 #[cfg(test)]
 mod fuzz;
+pub mod gate;
 pub mod idempotency;
 pub mod limits;
 pub mod ops;

@@ -1,13 +1,14 @@
 //! Fan-out of pushes to WebSocket sessions, by audience.
 //!
 //! Sessions subscribe with a bounded queue; a session that falls `QUEUE` messages behind is
-//! dropped (its socket closes) rather than letting one slow phone grow the server's memory.
+//! dropped and told so (its socket is cut) rather than letting one slow phone grow the
+//! server's memory.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
-use tokio::sync::mpsc;
+use tokio::sync::{Notify, mpsc};
 
 use crate::domain::{CustomerId, RestaurantId, RiderId};
 use crate::wire::ServerMessage;
@@ -23,7 +24,14 @@ pub enum Audience {
     Ops,
 }
 
-type Subscribers = HashMap<Audience, Vec<(u64, mpsc::Sender<Arc<str>>)>>;
+/// One listening session: its queue, and how to tell it that it was dropped.
+struct Subscriber {
+    id: u64,
+    queue: mpsc::Sender<Arc<str>>,
+    dropped: Arc<Notify>,
+}
+
+type Subscribers = HashMap<Audience, Vec<Subscriber>>;
 
 /// Shared by every actor that pushes and every session that listens.
 #[derive(Clone, Default)]
@@ -36,18 +44,27 @@ pub struct Subscription {
     pub id: u64,
     pub audience: Audience,
     pub receiver: mpsc::Receiver<Arc<str>>,
+    /// Notified when the hub drops this session for falling behind: the session must close
+    /// its socket rather than drain a backlog nobody reads.
+    pub dropped: Arc<Notify>,
 }
 
 impl Hub {
     pub fn subscribe(&self, audience: Audience) -> Subscription {
         let (tx, rx) = mpsc::channel(QUEUE);
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.write().entry(audience).or_default().push((id, tx));
+        let dropped = Arc::new(Notify::new());
+        self.write().entry(audience).or_default().push(Subscriber {
+            id,
+            queue: tx,
+            dropped: dropped.clone(),
+        });
         metrics::gauge!("dabba_ws_connections").increment(1.0);
         Subscription {
             id,
             audience,
             receiver: rx,
+            dropped,
         }
     }
 
@@ -55,7 +72,7 @@ impl Hub {
         let mut subs = self.write();
         if let Some(list) = subs.get_mut(&audience) {
             let before = list.len();
-            list.retain(|(sid, _)| *sid != id);
+            list.retain(|s| s.id != id);
             if list.len() < before {
                 metrics::gauge!("dabba_ws_connections").decrement(1.0);
             }
@@ -83,20 +100,22 @@ impl Hub {
             let subs = self.subscribers.read().unwrap_or_else(|p| p.into_inner());
             let mut stamped: Option<Arc<str>> = None;
             for audience in audiences {
-                for (id, tx) in subs.get(audience).into_iter().flatten() {
+                for sub in subs.get(audience).into_iter().flatten() {
                     let text = stamped.get_or_insert_with(|| stamp(text)).clone();
-                    if tx.try_send(text).is_err() {
-                        lagging.push((*audience, *id));
+                    if sub.queue.try_send(text).is_err() {
+                        sub.dropped.notify_one();
+                        lagging.push((*audience, sub.id));
                     }
                 }
             }
         }
         for (audience, id) in lagging {
-            tracing::warn!(
+            tracing::info!(
                 ?audience,
                 id,
                 "dropping a websocket session that fell behind"
             );
+            metrics::counter!("dabba_ws_dropped_total", "reason" => "slow").increment(1);
             self.unsubscribe(audience, id);
         }
     }

@@ -33,6 +33,7 @@ pub use records::{
     RatingRecord, Recipients, RiderRecord, SavedResponse,
 };
 pub use sqlite::SqliteStore;
+pub use statements::SubjectTable;
 
 use crate::domain::{CustomerId, Order, OrderId, Restaurant};
 use dialect::{Dialect, Stmt, execute, fetch_all, fetch_optional};
@@ -232,6 +233,12 @@ impl Store {
         let row: Option<rows::ResponseRow> =
             self.optional(sql::saved_response(subject, key)).await?;
         row.map(SavedResponse::try_from).transpose()
+    }
+
+    /// Whether a customer or rider with this id is registered.
+    pub async fn subject_exists(&self, table: SubjectTable, id: uuid::Uuid) -> StoreResult<bool> {
+        let row: Option<(i32,)> = self.optional(sql::subject_exists(table, id)).await?;
+        Ok(row.is_some())
     }
 
     pub async fn order(&self, id: OrderId) -> StoreResult<Option<Order>> {

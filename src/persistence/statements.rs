@@ -65,6 +65,22 @@ pub fn saved_response(subject: &str, key: &str) -> Stmt {
     )
 }
 
+/// One row if a customer (or rider) with this id is registered.
+pub fn subject_exists(table: SubjectTable, id: uuid::Uuid) -> Stmt {
+    let sql = match table {
+        SubjectTable::Customers => "SELECT 1 FROM customers WHERE id = $1",
+        SubjectTable::Riders => "SELECT 1 FROM riders WHERE id = $1",
+    };
+    Stmt::new(sql, vec![Text(id.to_string())])
+}
+
+/// Tables whose ids are token subjects.
+#[derive(Clone, Copy, Debug)]
+pub enum SubjectTable {
+    Customers,
+    Riders,
+}
+
 pub fn order(id: OrderId) -> Stmt {
     Stmt::new(
         "SELECT body FROM orders WHERE id = $1",

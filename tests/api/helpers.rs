@@ -12,7 +12,7 @@ use dabba::api::auth::{Keys, Role};
 use dabba::config::ServeConfig;
 use dabba::startup::Application;
 
-pub const SECRET: &str = "test-secret";
+pub const SECRET: &str = "dabba-test-secret-0123456789abcdef";
 /// A restaurant in central Bengaluru; test points are placed at exact distances from it.
 pub const CENTER: (f64, f64) = (12.9716, 77.5946);
 const EARTH_RADIUS_M: f64 = 6_371_008.8;
@@ -84,8 +84,17 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// Writes per second per subject (tests default to effectively unlimited).
     pub rate_writes_per_sec: f64,
-    /// Positions per second per rider (HTTP) and per socket (WebSocket frames).
+    /// Positions per second per rider, across its sockets and REST.
     pub rate_location_per_sec: f64,
+    /// WebSocket handshakes per second per subject.
+    pub rate_ws_upgrades_per_sec: f64,
+    pub ws_heartbeat_secs: u64,
+    pub ws_write_timeout_secs: u64,
+    pub body_timeout_secs: u64,
+    /// `DABBA_TRUSTED_PROXIES`.
+    pub trusted_proxies: String,
+    /// `DABBA_JWT_PREVIOUS_SECRET`.
+    pub previous_secret: Option<String>,
 }
 
 impl Default for Options {
@@ -99,6 +108,12 @@ impl Default for Options {
                 .then(redis_url),
             rate_writes_per_sec: 10_000.0,
             rate_location_per_sec: 10_000.0,
+            rate_ws_upgrades_per_sec: 10_000.0,
+            ws_heartbeat_secs: 15,
+            ws_write_timeout_secs: 10,
+            body_timeout_secs: 10,
+            trusted_proxies: String::new(),
+            previous_secret: None,
         }
     }
 }
@@ -136,7 +151,12 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         bind: "127.0.0.1:0".into(),
         database_url,
         data_dir: data.as_ref().map(|d| d.0.clone()).unwrap_or_default(),
-        jwt_secret: SECRET.into(),
+        secrets: dabba::tokens::SecretArgs {
+            jwt_secret: Some(SECRET.into()),
+            jwt_previous_secret: opts.previous_secret.clone(),
+        },
+        lifetimes: dabba::tokens::Lifetimes::default(),
+        trusted_proxies: opts.trusted_proxies.clone(),
         offer_timeout_secs: 30,
         dispatch_deadline_secs: 600,
         radius_m: 5_000.0,
@@ -152,6 +172,12 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         rate_writes_per_sec: opts.rate_writes_per_sec,
         rate_location_per_sec: opts.rate_location_per_sec,
         rate_reads_per_sec: 10_000.0,
+        rate_ws_upgrades_per_sec: opts.rate_ws_upgrades_per_sec,
+        ws_max_per_subject: 16,
+        ws_max_per_ip: 100_000,
+        ws_heartbeat_secs: opts.ws_heartbeat_secs,
+        ws_write_timeout_secs: opts.ws_write_timeout_secs,
+        body_timeout_secs: opts.body_timeout_secs,
     };
     let app = Application::build(&config).await.expect("app builds");
     let base = format!("http://127.0.0.1:{}", app.port());

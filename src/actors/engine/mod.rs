@@ -106,6 +106,10 @@ impl Engine {
             None => PositionFeed::default(),
         };
         let unfinished = recovered.orders.clone();
+        let subjects = super::subjects::Subjects::default();
+        for rider in &recovered.riders {
+            subjects.remember(rider.id.0);
+        }
         let services = Arc::new(Services {
             store,
             writer,
@@ -115,6 +119,7 @@ impl Engine {
             timings,
             hub,
             directory,
+            subjects,
             positions,
         });
         let for_dispatcher = services.clone();

@@ -5,7 +5,8 @@ use super::Engine;
 use crate::actors::dispatcher::AddRider;
 use crate::actors::error::EngineError;
 use crate::domain::{CustomerId, LatLng, Restaurant, RestaurantId, Rider, RiderId, RiderStatus};
-use crate::persistence::{CustomerRecord, RiderRecord, Write, WriteUnit};
+use crate::persistence::{CustomerRecord, RiderRecord, SubjectTable, Write, WriteUnit};
+use crate::tokens::Role;
 
 impl Engine {
     pub async fn add_restaurant(
@@ -78,7 +79,34 @@ impl Engine {
             at,
         })
         .await?;
+        self.services.subjects.remember(customer.id.0);
         Ok(customer)
+    }
+
+    /// Whether a token's subject is registered: restaurants are all in memory; customers and
+    /// riders are remembered once seen (registered here, or found in the store). Ops tokens
+    /// name a person, not a record.
+    pub async fn is_registered(&self, role: Role, sub: uuid::Uuid) -> Result<bool, EngineError> {
+        let table = match role {
+            Role::Ops => return Ok(true),
+            Role::Restaurant => {
+                return Ok(self
+                    .services
+                    .directory
+                    .restaurant(RestaurantId(sub))
+                    .is_some());
+            }
+            Role::Customer => SubjectTable::Customers,
+            Role::Rider => SubjectTable::Riders,
+        };
+        if self.services.subjects.knows(sub) {
+            return Ok(true);
+        }
+        let found = self.services.store.subject_exists(table, sub).await?;
+        if found {
+            self.services.subjects.remember(sub);
+        }
+        Ok(found)
     }
 
     pub async fn add_rider(&self, name: String) -> Result<Rider, EngineError> {
@@ -94,6 +122,7 @@ impl Engine {
         };
         let id = rider.id;
         self.commit(Write::SaveRider(rider)).await?;
+        self.services.subjects.remember(id.0);
         self.dispatcher.send(AddRider { id, name }).await?;
         self.rider(id).await
     }

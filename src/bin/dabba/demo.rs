@@ -9,8 +9,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use uuid::Uuid;
 
-use dabba::api::auth::Role;
 use dabba::client::{Client, Tokens, point};
+use dabba::tokens::{Keys, Role};
 
 /// The simulated city's centre (Bengaluru).
 const CENTER: (f64, f64) = (12.9716, 77.5946);
@@ -57,14 +57,14 @@ fn around(rng: &mut impl Rng, (lat, lng): (f64, f64), radius_m: f64) -> (f64, f6
 }
 
 /// Runs the city until the process stops; errors are logged, never fatal to the server.
-pub async fn run(base: String, secret: String, config: CityConfig) {
-    if let Err(error) = simulate(base, secret, config).await {
+pub async fn run(base: String, keys: Keys, config: CityConfig) {
+    if let Err(error) = simulate(base, keys, config).await {
         tracing::error!(%error, "demo city stopped");
     }
 }
 
-async fn simulate(base: String, secret: String, config: CityConfig) -> anyhow::Result<()> {
-    let tokens = Tokens::new(&secret);
+async fn simulate(base: String, keys: Keys, config: CityConfig) -> anyhow::Result<()> {
+    let tokens = Tokens(keys);
     let ops = tokens.mint(Role::Ops, &Uuid::new_v4().to_string())?;
     let city = City {
         client: Client::new(&base, CALL_TIMEOUT),

@@ -8,9 +8,11 @@ use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use uuid::Uuid;
 
-use dabba::api::auth::{Keys, Role};
+use std::path::PathBuf;
+
 use dabba::config::ServeConfig;
 use dabba::startup::Application;
+use dabba::tokens::{Lifetimes, Role, SecretArgs};
 
 #[derive(Parser)]
 #[command(
@@ -36,22 +38,23 @@ enum Cmd {
     },
     /// Drive a running server through its public API and report latency per flow.
     Load(load::LoadConfig),
-    /// Print a bearer token signed with `DABBA_JWT_SECRET`.
+    /// Print a bearer token signed with the server's secret (`DABBA_JWT_SECRET`, or the one
+    /// generated in the data directory).
     Token {
         #[arg(long, value_enum)]
         role: Role,
         #[arg(long)]
         sub: Uuid,
-        #[arg(
-            long,
-            env = "DABBA_JWT_SECRET",
-            default_value = "dabba-dev-secret",
-            hide_env_values = true
-        )]
-        secret: String,
-        /// Lifetime in hours.
-        #[arg(long, default_value_t = 24 * 30)]
-        ttl_hours: i64,
+        #[command(flatten)]
+        secrets: SecretArgs,
+        /// Where the server keeps its generated secret.
+        #[arg(long, env = "DABBA_DATA_DIR", default_value = "./data")]
+        data_dir: PathBuf,
+        #[command(flatten)]
+        lifetimes: Lifetimes,
+        /// Lifetime in hours (default: the role's maximum).
+        #[arg(long)]
+        ttl_hours: Option<i64>,
     },
     /// Apply database migrations and exit.
     Migrate(ServeConfig),
@@ -64,13 +67,22 @@ fn main() -> anyhow::Result<()> {
         Cmd::Token {
             role,
             sub,
-            secret,
+            secrets,
+            data_dir,
+            lifetimes,
             ttl_hours,
         } => {
-            println!(
-                "{}",
-                Keys::new(&secret).mint(role, sub, chrono::Duration::hours(ttl_hours))
-            );
+            let keys = secrets.keys(&data_dir, lifetimes)?;
+            let max = lifetimes.max(role);
+            let ttl = match ttl_hours {
+                None => max,
+                Some(h) if h > 0 && chrono::Duration::hours(h) <= max => chrono::Duration::hours(h),
+                Some(h) => anyhow::bail!(
+                    "--ttl-hours {h}: a {role:?} token lives 1 to {} hours",
+                    max.num_hours()
+                ),
+            };
+            println!("{}", keys.mint(role, sub, ttl));
             Ok(())
         }
         Cmd::Serve(config) => actix_web::rt::System::new().block_on(serve(config)),
@@ -80,7 +92,8 @@ fn main() -> anyhow::Result<()> {
             let app = Application::build(&config).await?;
             let base = format!("http://127.0.0.1:{}", app.port());
             tracing::info!(%base, "dabba demo: server up, populating the city");
-            actix_web::rt::spawn(demo::run(base, config.jwt_secret.clone(), city));
+            let keys = config.secrets.keys(&config.data_dir, config.lifetimes)?;
+            actix_web::rt::spawn(demo::run(base, keys, city));
             app.run_until_stopped().await.context("server")
         }),
         Cmd::Migrate(config) => actix_web::rt::System::new().block_on(async move {

@@ -23,8 +23,8 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 use uuid::Uuid;
 
-use dabba::api::auth::Role;
 use dabba::client::{Client, Tokens};
+use dabba::tokens::{Lifetimes, Role, SecretArgs};
 use parties::{SimRider, customer_order, restaurant, rider};
 use report::{FLOWS, Flow, Shared, State, Summary, print_table, progress, summarise, svg_plot};
 
@@ -80,13 +80,12 @@ pub struct LoadConfig {
     /// Write a latency-over-time plot (SVG) and the summary here.
     #[arg(long)]
     pub report: Option<PathBuf>,
-    #[arg(
-        long,
-        env = "DABBA_JWT_SECRET",
-        default_value = "dabba-dev-secret",
-        hide_env_values = true
-    )]
-    pub secret: String,
+    /// The server's signing secret (default: the one generated in its data directory).
+    #[command(flatten)]
+    pub secrets: SecretArgs,
+    /// The server's data directory, where its generated secret lives.
+    #[arg(long, env = "DABBA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
 }
 
 /// `30s`, `2m`, `500ms`, `1h`, or plain seconds.
@@ -122,7 +121,7 @@ fn city_point(rng: &mut StdRng, km: f64) -> (f64, f64) {
 
 /// Runs the workload and returns the summary (also printed, and written with `--json`).
 pub async fn run(cfg: LoadConfig) -> anyhow::Result<Summary> {
-    let tokens = Tokens::new(&cfg.secret);
+    let tokens = Tokens(cfg.secrets.keys(&cfg.data_dir, Lifetimes::default())?);
     let ops = tokens.mint(Role::Ops, &Uuid::new_v4().to_string())?;
     // Never EMFILE: the generator raises its own open-file limit and caps request connections
     // (an overloaded server otherwise makes it open one per request in flight).
