@@ -86,6 +86,7 @@ pub struct Options {
     pub rate_writes_per_sec: f64,
     /// Positions per second per rider, across its sockets and REST.
     pub rate_location_per_sec: f64,
+    pub rate_reads_per_sec: f64,
     /// WebSocket handshakes per second per subject.
     pub rate_ws_upgrades_per_sec: f64,
     pub ws_heartbeat_secs: u64,
@@ -108,6 +109,7 @@ impl Default for Options {
                 .then(redis_url),
             rate_writes_per_sec: 10_000.0,
             rate_location_per_sec: 10_000.0,
+            rate_reads_per_sec: 10_000.0,
             rate_ws_upgrades_per_sec: 10_000.0,
             ws_heartbeat_secs: 15,
             ws_write_timeout_secs: 10,
@@ -171,7 +173,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         redis_url: opts.redis_url,
         rate_writes_per_sec: opts.rate_writes_per_sec,
         rate_location_per_sec: opts.rate_location_per_sec,
-        rate_reads_per_sec: 10_000.0,
+        rate_reads_per_sec: opts.rate_reads_per_sec,
         rate_ws_upgrades_per_sec: opts.rate_ws_upgrades_per_sec,
         ws_max_per_subject: 16,
         ws_max_per_ip: 100_000,
@@ -382,6 +384,13 @@ impl Ws {
     }
 
     /// The next JSON message, or `None` if none arrives within 5 s or the socket closed.
+    /// The next message, or `None` after `wait` of silence.
+    pub async fn next_within(&mut self, wait: Duration) -> Option<Value> {
+        tokio::time::timeout(wait, self.socket.next_json())
+            .await
+            .ok()?
+    }
+
     pub async fn next(&mut self) -> Option<Value> {
         tokio::time::timeout(WAIT, self.socket.next_json())
             .await

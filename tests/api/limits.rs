@@ -147,3 +147,84 @@ async fn riders_streaming_locations_are_not_limited_by_order_writes() {
         assert_eq!(r.status, 204, "update {i}");
     }
 }
+
+/// Unauthenticated reads with a new `X-Forwarded-For` each; how many got through the limiter.
+async fn spoofed_reads(app: &TestApp, n: usize, forwarded: impl Fn(usize) -> String) -> usize {
+    let mut passed = 0;
+    for i in 0..n {
+        let xff = forwarded(i);
+        let r = app
+            .client
+            .call_with(
+                "GET",
+                "/v1/restaurants?lat=0&lng=0",
+                None,
+                None,
+                &[("X-Forwarded-For", &xff)],
+            )
+            .await
+            .unwrap();
+        if r.status != 429 {
+            passed += 1;
+        }
+    }
+    passed
+}
+
+#[actix_web::test]
+async fn a_spoofed_forwarded_for_from_an_untrusted_peer_is_ignored() {
+    let reads = |proxies: &str| Options {
+        rate_reads_per_sec: 0.5,
+        trusted_proxies: proxies.into(),
+        ..Options::default()
+    };
+    // Nobody trusted: every request is the peer's, whatever it claims (bucket of 5).
+    let app = spawn_app_with(reads("")).await;
+    assert_eq!(spoofed_reads(&app, 12, |i| format!("10.0.0.{i}")).await, 5);
+    // Behind a trusted proxy (the test client is 127.0.0.1) the forwarded client counts: each
+    // address has its own bucket, and one client cannot drain another's.
+    let app = spawn_app_with(reads("127.0.0.1")).await;
+    assert_eq!(spoofed_reads(&app, 12, |i| format!("10.0.0.{i}")).await, 12);
+    assert_eq!(
+        spoofed_reads(&app, 8, |_| "6.6.6.6, 10.0.1.1".into()).await,
+        5
+    );
+    assert_eq!(spoofed_reads(&app, 1, |_| "10.0.1.2".into()).await, 1);
+}
+
+#[actix_web::test]
+async fn positions_are_limited_per_rider_across_sockets_and_rest() {
+    // A bucket of one position (10 s of 0.1/s), shared by every way the rider sends it.
+    let app = spawn_app_with(Options {
+        rate_location_per_sec: 0.1,
+        ..Options::default()
+    })
+    .await;
+    let (id, token) = app.rider().await;
+    let mut sockets = Vec::new();
+    for _ in 0..5 {
+        sockets.push(app.ws(&token).await);
+    }
+    for (n, ws) in sockets.iter_mut().enumerate() {
+        for i in 0..10 {
+            ws.send(json!({"type": "location", "lat": 12.97 + f64::from(i) * 1e-4, "lng": 77.59 + n as f64 * 1e-4}))
+                .await;
+        }
+    }
+    let mut refused = 0;
+    for ws in &mut sockets {
+        while let Some(m) = ws.next_within(std::time::Duration::from_millis(500)).await {
+            if m["type"] == "error" && m["error"]["code"] == "rate_limited" {
+                refused += 1;
+            }
+        }
+    }
+    let rest = app
+        .put(&format!("/v1/riders/{id}/location"), &token, north(5.0))
+        .await;
+    assert_eq!(
+        rest.status, 429,
+        "REST draws from the rider's drained bucket"
+    );
+    assert_eq!(refused, 49, "50 frames, a bucket of one");
+}

@@ -73,13 +73,34 @@ pub fn command(setup: &Setup, port: u16, log: &std::path::Path) -> Command {
     cmd
 }
 
+/// A token signed with the secret the process servers run on.
+pub fn token(role: dabba::api::auth::Role, sub: &str) -> String {
+    dabba::api::auth::Keys::new(SECRET).mint(
+        role,
+        sub.parse().expect("uuid"),
+        chrono::Duration::hours(1),
+    )
+}
+
+pub fn ops_token() -> String {
+    token(
+        dabba::api::auth::Role::Ops,
+        &uuid::Uuid::new_v4().to_string(),
+    )
+}
+
 /// Starts `dabba serve` on the setup's database (a fresh child process) and waits until ready.
 pub async fn start(setup: &Setup, run: &str) -> Server {
+    start_with(setup, run, |_| {}).await
+}
+
+/// [`start`] with the command adjusted first (environment, flags).
+pub async fn start_with(setup: &Setup, run: &str, adjust: impl FnOnce(&mut Command)) -> Server {
     let port = free_port();
     let log = setup.dir.join(format!("server-{run}.log"));
-    let child = command(setup, port, &log)
-        .spawn()
-        .expect("the dabba binary starts");
+    let mut cmd = command(setup, port, &log);
+    adjust(&mut cmd);
+    let child = cmd.spawn().expect("the dabba binary starts");
     let base = format!("http://127.0.0.1:{port}");
     let server = Server {
         child,

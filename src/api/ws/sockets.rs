@@ -130,11 +130,17 @@ pub fn remember_socket(conn: &dyn Any, ext: &mut Extensions) {
     }
 }
 
+/// Kernel send buffer of an upgraded socket (the kernel doubles it for bookkeeping): pushes
+/// are small, so this holds thousands of them for a slow but live phone.
+const SEND_BUFFER: usize = 128 * 1024;
+
 /// A second handle on an upgraded connection's socket, to cut it.
 pub struct Cutter(Option<OwnedFd>);
 
 impl Cutter {
-    /// Duplicates the request's connection descriptor (none in in-memory tests).
+    /// Duplicates the request's connection descriptor (none in in-memory tests), and caps
+    /// the kernel's send queue of the socket: a client that stops reading then holds at most
+    /// this much of the server's memory in the kernel (autotuning grew it to megabytes).
     pub fn of(req: &HttpRequest) -> Self {
         let fd = req.conn_data::<ConnFd>().and_then(|ConnFd(raw)| {
             // SAFETY: the connection that owns `raw` is serving this very request, so the
@@ -142,6 +148,9 @@ impl Cutter {
             let borrowed = unsafe { BorrowedFd::borrow_raw(*raw) };
             borrowed.try_clone_to_owned().ok()
         });
+        if let Some(fd) = &fd {
+            let _ = socket2::SockRef::from(fd).set_send_buffer_size(SEND_BUFFER);
+        }
         Self(fd)
     }
 
