@@ -23,9 +23,20 @@ pub struct CreateCustomer {
     #[schema(
         min_length = 3,
         max_length = 254,
-        pattern = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+        pattern = r"^[^@\s\x00-\x1f\x7f-\x9f]+@[^@\s\x00-\x1f\x7f-\x9f]+\.[^@\s\x00-\x1f\x7f-\x9f]+$"
     )]
     pub email: String,
+}
+
+/// `user@host.tld`: one `@`, no white space, a dot inside the host (the schema's pattern).
+fn plausible_email(email: &str) -> bool {
+    let Some((user, host)) = email.split_once('@') else {
+        return false;
+    };
+    let dot_inside = host
+        .char_indices()
+        .any(|(i, c)| c == '.' && i > 0 && i + 1 < host.len());
+    !user.is_empty() && !host.contains('@') && !email.chars().any(char::is_whitespace) && dot_inside
 }
 
 #[derive(Serialize, ToSchema)]
@@ -58,10 +69,7 @@ pub async fn create(
         ));
     }
     let email = text("email", &b.email, 254)?;
-    if !email
-        .split_once('@')
-        .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
-    {
+    if !plausible_email(&email) {
         return Err(ApiError::invalid("email must look like name@host.tld"));
     }
     let c = engine.add_customer(name, phone, email).await?;

@@ -15,6 +15,8 @@ pub struct ApiError {
     pub message: String,
     /// Seconds for a `Retry-After` header (429, 503).
     pub retry_after: Option<u32>,
+    /// Methods for an `Allow` header (405).
+    pub allow: Option<String>,
 }
 
 impl ApiError {
@@ -24,6 +26,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after: None,
+            allow: None,
         }
     }
 
@@ -64,6 +67,11 @@ impl ApiError {
         self
     }
 
+    pub fn allow(mut self, methods: String) -> Self {
+        self.allow = Some(methods);
+        self
+    }
+
     pub fn to_message(&self) -> ServerMessage {
         ServerMessage::error(self.code, self.message.clone())
     }
@@ -93,6 +101,9 @@ impl ResponseError for ApiError {
         let mut response = HttpResponse::build(self.status);
         if let Some(seconds) = self.retry_after {
             response.insert_header((actix_web::http::header::RETRY_AFTER, seconds.to_string()));
+        }
+        if let Some(methods) = &self.allow {
+            response.insert_header((actix_web::http::header::ALLOW, methods.as_str()));
         }
         response.json(Envelope { error: &body })
     }

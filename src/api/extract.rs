@@ -7,6 +7,7 @@ use std::time::Duration;
 use actix_web::error::PayloadError;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
+use serde::Deserialize as _;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
@@ -141,35 +142,66 @@ pub const MAX_NAME_CHARS: usize = 200;
 /// Longest free-text reason (a restaurant's rejection) accepted, in characters.
 pub const MAX_REASON_CHARS: usize = 500;
 
-/// A trimmed, non-empty string of at most `max` characters.
+/// A string of at most `max` characters as sent, with no control characters but line
+/// breaks and tabs, and something besides white space; stored trimmed. (`/openapi.json`
+/// states the same rule as a pattern.) Text is stored as sent, not escaped: every client
+/// that renders it must escape it for its medium.
 pub fn text(field: &str, value: &str, max: usize) -> Result<String, ApiError> {
-    let v = value.trim();
-    if v.is_empty() {
-        return Err(ApiError::invalid(format!("{field} must not be empty")));
-    }
-    if v.chars().count() > max {
+    if value.chars().count() > max {
         return Err(ApiError::invalid(format!(
             "{field} must be at most {max} characters"
         )));
     }
     // NUL and other control characters are never meant (and PostgreSQL refuses NUL);
     // line breaks and tabs are, in addresses and comments.
-    if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+    if value
+        .chars()
+        .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
         return Err(ApiError::invalid(format!(
             "{field} must not contain control characters"
         )));
     }
+    let v = value.trim();
+    if v.is_empty() {
+        return Err(ApiError::invalid(format!("{field} must not be empty")));
+    }
     Ok(v.to_owned())
 }
 
-/// Like [`text`] but may be empty.
+/// Accepts a JSON integer also when written with a zero fraction (`1.0`): JSON Schema calls
+/// it an integer, and generated clients may send it so.
+pub fn whole_number<'de, D, T>(de: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error as _;
+    let n = serde_json::Number::deserialize(de)?;
+    let whole = match (n.as_i64(), n.as_f64()) {
+        (Some(i), _) => i,
+        (None, Some(f)) if f.fract() == 0.0 && f.abs() < 9.0e15 => f as i64,
+        _ => return Err(D::Error::custom(format!("expected an integer, got {n}"))),
+    };
+    T::try_from(whole).map_err(|_| D::Error::custom(format!("{whole} is out of range")))
+}
+
+/// Like [`text`] but may be absent, empty or blank (all read as absent).
 pub fn optional_text(
     field: &str,
     value: Option<&str>,
     max: usize,
 ) -> Result<Option<String>, ApiError> {
-    match value.map(str::trim) {
-        None | Some("") => Ok(None),
+    match value {
+        None => Ok(None),
+        Some(v) if v.chars().all(char::is_whitespace) && v.chars().count() <= max => {
+            if v.chars().any(|c| c.is_control() && c != '\n' && c != '\t') {
+                return Err(ApiError::invalid(format!(
+                    "{field} must not contain control characters"
+                )));
+            }
+            Ok(None)
+        }
         Some(v) => text(field, v, max).map(Some),
     }
 }

@@ -12,6 +12,7 @@ mod fuzz;
 pub mod gate;
 pub mod idempotency;
 pub mod limits;
+pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod restaurants;
@@ -19,12 +20,11 @@ pub mod riders;
 pub mod ws;
 
 use actix_web::{HttpResponse, web};
-use utoipa::OpenApi;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use error::ApiError;
 
-#[derive(OpenApi)]
+#[derive(utoipa::OpenApi)]
 #[openapi(
     info(title = "dabba", description = "Real-time dispatch engine for food delivery"),
     paths(
@@ -60,12 +60,33 @@ impl utoipa::Modify for BearerAuth {
     }
 }
 
-async fn openapi_json() -> HttpResponse {
-    HttpResponse::Ok().json(ApiDoc::openapi())
+/// The finished contract of this server (dev routes only when on).
+struct Contract(serde_json::Value);
+
+async fn openapi_json(contract: web::Data<Contract>) -> HttpResponse {
+    HttpResponse::Ok().json(&contract.0)
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::not_found("route"))
+/// No route: `405` with `Allow` when the path exists with other methods, else `404`.
+async fn no_route(
+    req: actix_web::HttpRequest,
+    contract: web::Data<Contract>,
+) -> Result<HttpResponse, ApiError> {
+    let allowed = openapi::allowed_methods(&contract.0, req.path())
+        .or_else(|| (req.path() == "/openapi.json").then(|| vec!["GET".to_owned()]));
+    match allowed {
+        Some(methods) => Err(ApiError::new(
+            actix_web::http::StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!(
+                "{} is not allowed here; use {}",
+                req.method(),
+                methods.join(", ")
+            ),
+        )
+        .allow(methods.join(", "))),
+        None => Err(ApiError::not_found("route")),
+    }
 }
 
 /// Which optional routes are on.
@@ -80,6 +101,7 @@ pub struct Features {
 /// Registers every route, plus the optional ones `features` turns on.
 pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
     extract::configure_extractors(cfg);
+    cfg.app_data(web::Data::new(Contract(openapi::document(features))));
     cfg.service(ops::healthz)
         .service(ops::readyz)
         .service(ops::prometheus)
@@ -113,5 +135,5 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
     if features.faults {
         cfg.service(ops::inject_fault);
     }
-    cfg.default_service(web::to(not_found));
+    cfg.default_service(web::to(no_route));
 }

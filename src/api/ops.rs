@@ -51,6 +51,7 @@ pub async fn prometheus(
 
 #[derive(Deserialize, ToSchema)]
 pub struct AdvanceClock {
+    #[serde(deserialize_with = "super::extract::whole_number")]
     pub advance_seconds: i64,
 }
 

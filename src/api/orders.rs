@@ -2,6 +2,7 @@
 //! rider's pickup/delivery, ratings.
 
 use actix_web::body::BoxBody;
+use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
 use actix_web::{HttpRequest, HttpResponse, Responder, get, patch, post, web};
 use chrono::{DateTime, Utc};
@@ -57,8 +58,10 @@ pub struct ItemInput {
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     #[schema(minimum = 1, maximum = 1000)]
+    #[serde(deserialize_with = "super::extract::whole_number")]
     pub quantity: u32,
     #[schema(minimum = 0, maximum = 10_000_000)]
+    #[serde(deserialize_with = "super::extract::whole_number")]
     pub unit_price_cents: i64,
 }
 
@@ -90,8 +93,10 @@ pub struct UpdateOrder {
 #[derive(Deserialize, ToSchema)]
 pub struct RateOrder {
     #[schema(minimum = 1, maximum = 5)]
+    #[serde(deserialize_with = "super::extract::whole_number")]
     pub stars: u8,
     #[serde(default)]
+    #[schema(max_length = 1000)]
     pub comment: Option<String>,
 }
 
@@ -117,9 +122,14 @@ pub struct OrderPage {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
     #[param(minimum = 1, maximum = 100)]
     pub limit: Option<u32>,
+    /// The `next` of the previous page; absent or empty for the first page.
+    #[param(
+        pattern = r"^(-?[0-9]{1,18}_[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})?$"
+    )]
     pub before: Option<String>,
 }
 
@@ -135,12 +145,17 @@ fn deliver_at(
     now: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, ApiError> {
     match at {
-        Some(t) if t < now - chrono::Duration::minutes(1) => {
-            Err(ApiError::invalid("deliver_at must not be in the past"))
-        }
-        Some(t) if t > now + chrono::Duration::days(7) => {
-            Err(ApiError::invalid("deliver_at must be within 7 days"))
-        }
+        // Well-formed but not a time we can deliver at: 422, as for an address out of range.
+        Some(t) if t < now - chrono::Duration::minutes(1) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_deliver_at",
+            "deliver_at must not be in the past",
+        )),
+        Some(t) if t > now + chrono::Duration::days(7) => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_deliver_at",
+            "deliver_at must be within 7 days",
+        )),
         other => Ok(other),
     }
 }
@@ -190,7 +205,7 @@ fn idempotency_key(
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = PlaceOrder,
     params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe placement")),
     responses((status = 201, body = OrderView), (status = 400), (status = 404), (status = 409),
-        (status = 422, description = "out_of_radius or idempotency_key_reused")),
+        (status = 422, description = "out_of_radius, invalid_deliver_at or idempotency_key_reused")),
     security(("bearer" = [])))]
 #[post("/v1/orders")]
 pub async fn place(
@@ -245,7 +260,7 @@ async fn own_order(engine: &Engine, caller: &Caller, id: Uuid) -> ApiResult<Orde
 
 #[utoipa::path(patch, path = "/v1/orders/{id}", tag = "orders", params(("id" = Uuid, Path)), request_body = UpdateOrder,
     responses((status = 200, body = OrderView), (status = 403), (status = 404),
-        (status = 409, description = "update_window_closed"), (status = 422, description = "out_of_radius")),
+        (status = 409, description = "update_window_closed"), (status = 422, description = "out_of_radius or invalid_deliver_at")),
     security(("bearer" = [])))]
 #[patch("/v1/orders/{id}")]
 pub async fn update(

@@ -21,6 +21,7 @@ pub struct CreateRestaurant {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct NearQuery {
     #[param(minimum = -90.0, maximum = 90.0)]
     pub lat: f64,
@@ -36,6 +37,7 @@ pub struct RestaurantList {
 #[derive(Deserialize, ToSchema)]
 pub struct RejectOrder {
     #[serde(default)]
+    #[schema(max_length = 500)]
     pub reason: Option<String>,
 }
 
