@@ -4,7 +4,9 @@
 //! `422 idempotency_key_reused`. Keys are kept two days (the promise is 24 h).
 //! `POST /v1/orders` keeps its key in the same transaction as the order instead.
 
+use std::collections::HashMap;
 use std::future::Future;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use actix_web::http::StatusCode;
 use actix_web::http::header::HeaderMap;
@@ -74,6 +76,38 @@ fn replay(saved: SavedResponse, hash: &str) -> ApiResult<HttpResponse> {
     .respond())
 }
 
+/// Requests of one subject with one key run one at a time on this node, so a retry racing
+/// the first attempt waits for it and replays its answer (instead of failing because the
+/// first one already acted).
+type KeyLocks = Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>;
+static IN_FLIGHT: LazyLock<KeyLocks> = LazyLock::new(KeyLocks::default);
+
+/// Holds the turn of one (subject, key); forgets the lock when nobody else waits for it.
+struct Turn {
+    id: (String, String),
+    lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl Turn {
+    fn new(subject: &str, key: &str) -> Self {
+        let id = (subject.to_owned(), key.to_owned());
+        // A map of locks holds no invariant a panicking holder could break.
+        let mut all = IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner());
+        let lock = all.entry(id.clone()).or_default().clone();
+        Self { id, lock }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut all = IN_FLIGHT.lock().unwrap_or_else(|p| p.into_inner());
+        // Ours and the map's: nobody else is waiting.
+        if Arc::strong_count(&self.lock) == 2 {
+            all.remove(&self.id);
+        }
+    }
+}
+
 /// Runs `act` unless this subject already sent this key, in which case the first response is
 /// returned; only successes are saved (a failure is safe to retry).
 pub async fn run(
@@ -92,6 +126,8 @@ pub async fn run(
         req.path().as_bytes(),
         body,
     ]);
+    let turn = Turn::new(&subject, &key);
+    let _mine = turn.lock.lock().await;
     if let Some(saved) = engine.saved_response(&subject, &key).await? {
         return replay(saved, &hash);
     }

@@ -120,3 +120,20 @@ async fn idempotency_keys_survive_a_restart() {
     let replayed = post_with_key(&second, "/v1/orders", &customer, "place-1", body).await;
     assert_eq!(replayed.1["id"], placed_again.1["id"]);
 }
+
+#[actix_web::test]
+async fn concurrent_retries_with_one_key_all_get_the_first_answer() {
+    let app = spawn_app().await;
+    let restaurant = app.restaurant().await;
+    let (_, customer) = app.customer().await;
+    let order = app.place(&customer, &restaurant.0).await;
+    let cancel = format!("/v1/orders/{order}/cancel");
+    let answers = futures_util::future::join_all(
+        (0..8).map(|_| post_with_key(&app, &cancel, &customer, "cxl-race", json!({}))),
+    )
+    .await;
+    for answer in &answers {
+        assert_eq!(answer, &answers[0], "every retry replays the first answer");
+    }
+    assert_eq!(answers[0].0, 200);
+}
