@@ -13,7 +13,9 @@
 //!   the directory of live actors, admission of new work, and the [`actors::Engine`] facade
 //!   (boot, registration, riders, orders, test clock).
 //! - [`events`]: the outbox relay and the WebSocket fan-out hub.
-//! - [`api`]: the HTTP + WebSocket edge: auth, validation, error codes, OpenAPI.
+//! - [`api`]: the HTTP + WebSocket edge: the gate (authentication, client address, rate
+//!   limits), validation, error codes, the hardened WebSocket session, the completed OpenAPI.
+//! - [`tokens`]: HS256 tokens: keys with ids and rotation, lifetimes, the generated secret.
 //! - [`client`]: the typed API client the demo, the load generator and the tests share.
 //! - [`config`], [`startup`], [`telemetry`], [`limits_os`]: wiring. The `dabba` binary
 //!   (`src/bin/dabba/`) is the CLI, with the demo city and the load generator.

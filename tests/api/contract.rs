@@ -70,3 +70,29 @@ async fn dev_routes_are_documented_only_when_on() {
     let doc = on.call("GET", "/openapi.json", None, None).await;
     assert!(doc.body["paths"].get("/v1/test/clock").is_some());
 }
+
+#[actix_web::test]
+async fn malformed_requests_are_counted_not_logged_as_errors() {
+    let setup = crate::process::Setup::fresh("malformed").await;
+    let server = crate::process::start(&setup, "malformed").await;
+    for _ in 0..5 {
+        let mut stream = raw::connect(server.client.base(), false).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nBad Header Line\r\n\r\n")
+            .await
+            .unwrap();
+        let head = raw::read_head(&mut stream).await;
+        assert!(head.starts_with("HTTP/1.1 400"), "{head}");
+    }
+    let ops = crate::process::ops_token();
+    let counted = server
+        .client
+        .metric(&ops, "dabba_http_malformed_total")
+        .await;
+    assert!(counted.is_some_and(|n| n >= 5.0), "{counted:?}");
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    assert!(
+        !log.contains("ERROR"),
+        "malformed requests flooded the log: {log}"
+    );
+}
