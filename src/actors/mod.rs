@@ -12,6 +12,6 @@ pub mod services;
 pub mod subjects;
 pub mod supervision;
 
-pub use engine::{Engine, EngineOptions, FaultTarget, NewOrderRequest};
+pub use engine::{Engine, EngineOptions, FaultTarget, NewOrderRequest, Resume};
 pub use error::EngineError;
 pub use services::DispatchTimings;

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod customers;
 pub mod error;
+pub mod events;
 pub mod extract;
 #[cfg(test)]
 mod fuzz;
@@ -35,7 +36,7 @@ use error::ApiError;
         riders::accept_offer, riders::reject_offer,
         customers::create,
         orders::place, orders::get_one, orders::update, orders::cancel, orders::pickup,
-        orders::deliver, orders::rate, orders::history,
+        orders::deliver, orders::rate, orders::history, events::order_events,
         ws::connect,
     ),
     components(schemas(crate::wire::ServerMessage, crate::wire::ErrorBody)),
@@ -127,6 +128,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         .service(orders::deliver)
         .service(orders::rate)
         .service(orders::history)
+        .service(events::order_events)
         .service(ops::run_retention)
         .service(ws::connect);
     if features.test_clock {

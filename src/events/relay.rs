@@ -49,6 +49,7 @@ pub struct Relay {
 impl Relay {
     /// Starts after `cursor`, the last sequence handed on before the previous stop.
     pub fn new(hub: Hub, cursor: i64) -> Arc<Self> {
+        hub.start_at(cursor);
         Arc::new(Self {
             hub,
             published: AtomicI64::new(cursor),
@@ -83,7 +84,7 @@ impl Relay {
         })
     }
 
-    fn publish(&self, e: &OutboxEvent) {
+    fn publish(&self, seq: i64, e: &OutboxEvent) {
         let mut to = vec![
             Audience::Customer(e.to.customer),
             Audience::Restaurant(e.to.restaurant),
@@ -92,7 +93,7 @@ impl Relay {
         if let Some(rider) = e.to.rider {
             to.push(Audience::Rider(rider));
         }
-        self.hub.send_text(&to, &e.payload);
+        self.hub.send_logged(&to, seq, &e.payload);
     }
 }
 
@@ -101,7 +102,7 @@ impl EventSink for Relay {
         for c in events {
             // Idempotent by sequence: an event already handed on is never handed on again.
             if self.published.fetch_max(c.seq, Ordering::AcqRel) < c.seq {
-                self.publish(&c.event);
+                self.publish(c.seq, &c.event);
                 metrics::counter!("dabba_events_published_total", "kind" => c.event.kind)
                     .increment(1);
             }

@@ -7,7 +7,8 @@
 use chrono::{DateTime, Utc};
 
 use super::records::{
-    CustomerRecord, JobRecord, OutboxEvent, RatingRecord, RiderRecord, SavedResponse,
+    CustomerRecord, DeadLetterRecord, JobRecord, OutboxEvent, RatingRecord, RiderRecord,
+    SavedResponse,
 };
 use crate::domain::{Order, OrderId, Restaurant, RestaurantId};
 
@@ -31,6 +32,13 @@ pub enum Write {
     SaveCursor {
         consumer: &'static str,
         seq: i64,
+    },
+    /// Parks an event a consumer gave up on (again, if a replay failed).
+    ParkDeadLetter(DeadLetterRecord),
+    /// Marks a dead letter handled by a replay.
+    DeadLetterReplayed {
+        id: uuid::Uuid,
+        at: DateTime<Utc>,
     },
     AddRestaurant {
         restaurant: Restaurant,

@@ -11,6 +11,7 @@
 mod batch;
 mod dialect;
 mod instance_lock;
+mod log;
 mod planner;
 mod postgres;
 mod records;
@@ -29,8 +30,8 @@ pub use batch::{UnitOutcome, Write, WriteUnit};
 pub use instance_lock::InstanceLock;
 pub use postgres::PostgresStore;
 pub use records::{
-    CommittedEvent, CustomerRecord, HistoryCursor, JobRecord, OutboxEvent, PurgeReport,
-    RatingRecord, Recipients, RiderRecord, SavedResponse,
+    CommittedEvent, CustomerRecord, DeadLetterRecord, HistoryCursor, JobRecord, LogReader,
+    OutboxEvent, PurgeReport, RatingRecord, Recipients, RiderRecord, SavedResponse,
 };
 pub use sqlite::SqliteStore;
 pub use statements::SubjectTable;

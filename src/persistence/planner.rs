@@ -63,6 +63,8 @@ pub fn plan<'a>(units: &'a [WriteUnit], applies: &[bool]) -> BatchPlan<'a> {
                     p.singles.push(write);
                 }
                 Write::SaveCursor { .. }
+                | Write::ParkDeadLetter(_)
+                | Write::DeadLetterReplayed { .. }
                 | Write::AddRestaurant { .. }
                 | Write::SetRestaurantOpen { .. }
                 | Write::AddCustomer { .. } => p.singles.push(write),

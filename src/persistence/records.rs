@@ -111,3 +111,27 @@ pub struct SavedResponse {
     pub status: u16,
     pub body: String,
 }
+
+/// Whose events a read of the log returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogReader {
+    Everything,
+    Customer(CustomerId),
+    Restaurant(RestaurantId),
+    Rider(RiderId),
+}
+
+/// An event a consumer gave up on, with the event as it was delivered (JSON) so a replay
+/// does not depend on the outbox still holding it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeadLetterRecord {
+    pub id: uuid::Uuid,
+    pub consumer: String,
+    pub event_id: uuid::Uuid,
+    pub event_seq: i64,
+    pub event: String,
+    pub error: String,
+    pub attempts: u32,
+    pub at: DateTime<Utc>,
+    pub replayed_at: Option<DateTime<Utc>>,
+}

@@ -6,7 +6,8 @@ use std::str::FromStr;
 use chrono::{DateTime, TimeZone, Utc};
 
 use super::records::{
-    CommittedEvent, JobRecord, OutboxEvent, Recipients, RiderRecord, SavedResponse,
+    CommittedEvent, DeadLetterRecord, JobRecord, OutboxEvent, Recipients, RiderRecord,
+    SavedResponse,
 };
 use super::{StoreError, StoreResult};
 use crate::domain::{LatLng, Order, OrderId, Restaurant, RiderStatus};
@@ -168,6 +169,37 @@ impl TryFrom<EventRow> for CommittedEvent {
                 payload: row.payload.into(),
                 at: from_millis(row.created_at)?,
             },
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct DeadLetterRow {
+    id: String,
+    consumer: String,
+    event_id: String,
+    event_seq: i64,
+    event: String,
+    error: String,
+    attempts: i64,
+    created_at: i64,
+    replayed_at: Option<i64>,
+}
+
+impl TryFrom<DeadLetterRow> for DeadLetterRecord {
+    type Error = StoreError;
+    fn try_from(row: DeadLetterRow) -> StoreResult<Self> {
+        Ok(Self {
+            id: parse_id(&row.id)?,
+            consumer: row.consumer,
+            event_id: parse_id(&row.event_id)?,
+            event_seq: row.event_seq,
+            event: row.event,
+            error: row.error,
+            attempts: u32::try_from(row.attempts)
+                .map_err(|_| StoreError::Corrupt(format!("attempts {}", row.attempts)))?,
+            at: from_millis(row.created_at)?,
+            replayed_at: row.replayed_at.map(from_millis).transpose()?,
         })
     }
 }

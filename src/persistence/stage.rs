@@ -180,6 +180,8 @@ fn single(write: &Write) -> Vec<super::dialect::Stmt> {
         Write::AddCustomer { customer, at } => vec![sql::add_customer(customer, *at)],
         Write::AddRating(rating) => vec![sql::fold_rating(rating)],
         Write::SaveCursor { consumer, seq } => vec![sql::save_cursor(consumer, *seq)],
+        Write::ParkDeadLetter(d) => vec![sql::park_dead_letter(d)],
+        Write::DeadLetterReplayed { id, at } => vec![sql::dead_letter_replayed(*id, *at)],
         // The claim was the whole write.
         Write::SaveResponse { .. } => vec![],
         Write::PlaceOrder { .. }

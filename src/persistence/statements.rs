@@ -4,7 +4,9 @@
 use chrono::{DateTime, Utc};
 
 use super::dialect::{Param, Stmt};
-use super::records::{CustomerRecord, HistoryCursor, RatingRecord, SavedResponse};
+use super::records::{
+    CustomerRecord, DeadLetterRecord, HistoryCursor, LogReader, RatingRecord, SavedResponse,
+};
 use super::rows::millis;
 use crate::domain::{CustomerId, OrderId, Restaurant, RestaurantId};
 
@@ -48,6 +50,65 @@ pub fn events_after(seq: i64, limit: i64) -> Stmt {
         "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
          FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
         vec![Int(seq), Int(limit)],
+    )
+}
+
+/// One reader's events after `seq`: what a resuming socket missed.
+pub fn events_for(reader: LogReader, seq: i64, limit: i64) -> Stmt {
+    let (sql, id): (&'static str, Option<String>) = match reader {
+        LogReader::Everything => (
+            "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
+             FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
+            None,
+        ),
+        LogReader::Customer(id) => (
+            "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
+             FROM outbox WHERE seq > $1 AND customer_id = $3 ORDER BY seq LIMIT $2",
+            Some(id.to_string()),
+        ),
+        LogReader::Restaurant(id) => (
+            "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
+             FROM outbox WHERE seq > $1 AND restaurant_id = $3 ORDER BY seq LIMIT $2",
+            Some(id.to_string()),
+        ),
+        LogReader::Rider(id) => (
+            "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
+             FROM outbox WHERE seq > $1 AND rider_id = $3 ORDER BY seq LIMIT $2",
+            Some(id.to_string()),
+        ),
+    };
+    let mut params = vec![Int(seq), Int(limit)];
+    params.extend(id.map(Text));
+    Stmt::new(sql, params)
+}
+
+/// An order's events after a version, oldest first.
+pub fn order_events(order: OrderId, after_version: i64, limit: i64) -> Stmt {
+    Stmt::new(
+        "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
+         FROM outbox WHERE order_id = $1 AND version > $2 ORDER BY seq LIMIT $3",
+        vec![Text(order.to_string()), Int(after_version), Int(limit)],
+    )
+}
+
+/// The oldest sequence still in the log (none when it is empty).
+pub fn log_start() -> Stmt {
+    Stmt::new("SELECT MIN(seq) FROM outbox", vec![])
+}
+
+pub fn dead_letters(limit: i64) -> Stmt {
+    Stmt::new(
+        "SELECT id, consumer, event_id, event_seq, event, error, attempts, created_at, replayed_at
+         FROM dead_letters WHERE replayed_at IS NULL ORDER BY created_at, id LIMIT $1",
+        vec![Int(limit)],
+    )
+}
+
+pub fn dead_letter(id: uuid::Uuid) -> Stmt {
+    Stmt::new(
+        "SELECT id, consumer, event_id, event_seq, event, error, attempts, created_at, replayed_at
+         FROM dead_letters WHERE id = $1",
+        vec![Text(id.to_string())],
     )
 }
 
@@ -235,6 +296,34 @@ pub fn save_cursor(consumer: &str, seq: i64) -> Stmt {
          ON CONFLICT (consumer) DO UPDATE SET seq = excluded.seq
          WHERE outbox_cursors.seq < excluded.seq",
         vec![Text(consumer.into()), Int(seq)],
+    )
+}
+
+/// Parks an event a consumer gave up on; parking it again (a replay failed) refreshes it.
+pub fn park_dead_letter(d: &DeadLetterRecord) -> Stmt {
+    Stmt::new(
+        "INSERT INTO dead_letters (id, consumer, event_id, event_seq, event, error, attempts, created_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (consumer, event_id) DO UPDATE SET error = excluded.error,
+           attempts = dead_letters.attempts + excluded.attempts, created_at = excluded.created_at,
+           replayed_at = NULL",
+        vec![
+            Text(d.id.to_string()),
+            Text(d.consumer.clone()),
+            Text(d.event_id.to_string()),
+            Int(d.event_seq),
+            Text(d.event.clone()),
+            Text(d.error.clone()),
+            Int(d.attempts as i64),
+            Int(millis(d.at)),
+        ],
+    )
+}
+
+pub fn dead_letter_replayed(id: uuid::Uuid, at: DateTime<Utc>) -> Stmt {
+    Stmt::new(
+        "UPDATE dead_letters SET replayed_at = $2 WHERE id = $1",
+        vec![Text(id.to_string()), Int(millis(at))],
     )
 }
 

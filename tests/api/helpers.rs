@@ -365,6 +365,17 @@ impl TestApp {
             socket: self.client.socket(token).await.expect("websocket connects"),
         }
     }
+
+    /// A socket resuming after `since`.
+    pub async fn ws_since(&self, token: &str, since: i64) -> Ws {
+        Ws {
+            socket: self
+                .client
+                .socket_at(&format!("/v1/ws?token={token}&since={since}"))
+                .await
+                .expect("websocket connects"),
+        }
+    }
 }
 
 pub struct Ws {

@@ -17,6 +17,7 @@ mod positions;
 mod process;
 mod raw;
 mod registration;
+mod resume;
 mod secrets;
 mod sockets;
 mod store;

@@ -58,7 +58,7 @@ async fn committed_events_are_replayed_once_after_a_crash_and_never_twice() {
     assert_eq!(first.replay(&store).await.unwrap(), 3);
     let mut got: Vec<dabba::domain::OrderId> = vec![];
     while let Ok(text) = sub.receiver.try_recv() {
-        let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&text.text).unwrap();
         got.push(v["order"]["id"].as_str().unwrap().parse().unwrap());
     }
     assert_eq!(got, placed, "in commit order, each once");

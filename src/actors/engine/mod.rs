@@ -6,10 +6,13 @@ use std::sync::Arc;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
+mod log;
 mod orders;
 mod registration;
 mod riders;
 mod time;
+
+pub use log::Resume;
 
 use super::directory::Directory;
 use super::dispatcher::{Dispatcher, InjectDispatcherFault, load_recovered};

@@ -8,6 +8,7 @@
 //! not read (hub dropped it, a write stalls) or stops answering pings is cut.
 
 mod frames;
+mod resume;
 mod sockets;
 
 use std::sync::Arc;
@@ -27,7 +28,7 @@ use super::gate::client_addr;
 use super::limits::{self, Class, Key, RateLimiter};
 use crate::actors::Engine;
 use crate::domain::{CustomerId, LatLng, OrderId, RestaurantId, RiderId};
-use crate::events::hub::{Audience, Subscription};
+use crate::events::hub::Audience;
 use frames::FrameGuard;
 use sockets::Cutter;
 
@@ -46,8 +47,9 @@ pub enum ClientMessage {
 }
 
 #[utoipa::path(get, path = "/v1/ws", tag = "websocket",
-    params(("token" = Option<String>, Query, description = "bearer token, for clients that cannot set headers")),
-    responses((status = 101, description = "switching protocols"), (status = 401)))]
+    params(("token" = Option<String>, Query, description = "bearer token, for clients that cannot set headers"),
+        ("since" = Option<i64>, Query, minimum = 0, description = "the last `seq` received: replay what was missed after it, then go live")),
+    responses((status = 101, description = "switching protocols"), (status = 400, description = "invalid_request: `since` is not a whole number"), (status = 401)))]
 #[get("/v1/ws")]
 pub async fn connect(
     req: HttpRequest,
@@ -56,6 +58,7 @@ pub async fn connect(
     sockets: web::Data<Sockets>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = caller(&req)?;
+    let since = since(&req)?;
     let ip = client_addr(&req);
     let limiter = req.app_data::<web::Data<RateLimiter>>().cloned();
     if let Some(limiter) = &limiter {
@@ -87,7 +90,6 @@ pub async fn connect(
         Role::Restaurant => Audience::Restaurant(RestaurantId(caller.sub)),
         Role::Ops => Audience::Ops,
     };
-    let subscription = engine.hub().subscribe(audience);
     let link = Link {
         session,
         cutter: Cutter::of(&req),
@@ -100,9 +102,25 @@ pub async fn connect(
         caller,
         link,
         stream,
-        subscription,
+        audience,
+        since,
     ));
     Ok(response)
+}
+
+/// The `since` query parameter: the last sequence the client received.
+fn since(req: &HttpRequest) -> Result<Option<i64>, ApiError> {
+    let query = web::Query::<Vec<(String, String)>>::from_query(req.query_string())
+        .map_err(|e| ApiError::invalid(format!("query: {e}")))?;
+    let Some((_, raw)) = query.iter().find(|(k, _)| k == "since") else {
+        return Ok(None);
+    };
+    match raw.parse::<i64>() {
+        Ok(seq) if seq >= 0 => Ok(Some(seq)),
+        _ => Err(ApiError::invalid(
+            "since must be a whole number of at least 0 (the last seq received)",
+        )),
+    }
 }
 
 type GuardedStream = std::pin::Pin<
@@ -144,8 +162,16 @@ async fn run(
     caller: Caller,
     mut link: Link,
     stream: actix_ws::AggregatedMessageStream,
-    mut sub: Subscription,
+    audience: Audience,
+    since: Option<i64>,
 ) {
+    let (mut sub, sent_up_to) = match since {
+        None => (engine.hub().subscribe(audience), None),
+        Some(since) => match resume::resume(&engine, &mut link, audience, since).await {
+            Ok(r) => (r.subscription, r.sent_up_to),
+            Err(end) => return finish(link, end).await,
+        },
+    };
     let mut stream = stream;
     let mut heartbeat = tokio::time::interval(link.rules.heartbeat);
     let mut last_pong = Instant::now();
@@ -186,7 +212,9 @@ async fn run(
             }
             push = sub.receiver.recv() => {
                 match push {
-                    Some(text) => if let Err(end) = link.send(&text).await { break end; },
+                    // Already replayed from the log.
+                    Some(push) if push.logged && sent_up_to.is_some_and(|s| push.seq <= s) => {}
+                    Some(push) => if let Err(end) = link.send(&push.text).await { break end; },
                     None => break End::Cut("too_slow"),
                 }
             }
@@ -201,6 +229,11 @@ async fn run(
         }
     };
     engine.hub().unsubscribe(sub.audience, sub.id);
+    finish(link, end).await;
+}
+
+/// Closes or cuts the socket as `end` says.
+async fn finish(mut link: Link, end: End) {
     match end {
         End::Gone => {}
         End::Close(reason) => {
