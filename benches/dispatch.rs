@@ -124,7 +124,7 @@ fn state_machine(c: &mut Criterion) {
             for cmd in [
                 Command::AcceptByRestaurant,
                 Command::BeginDispatch,
-                Command::AssignRider(rider),
+                Command::AssignRider(rider, 1),
                 Command::Pickup(rider),
                 Command::Deliver(rider),
             ] {

@@ -8,6 +8,8 @@ use clap::Args;
 use crate::actors::{DispatchTimings, EngineOptions};
 use crate::api::limits::{Limits, Rate};
 use crate::api::ws::SocketRules;
+use crate::events::backbone::BackboneOptions;
+use crate::events::consumer::RetryPolicy;
 use crate::persistence::writer::WriterConfig;
 use crate::tokens::{Lifetimes, SecretArgs};
 
@@ -26,6 +28,8 @@ pub struct ServeConfig {
     pub secrets: SecretArgs,
     #[command(flatten)]
     pub lifetimes: Lifetimes,
+    #[command(flatten)]
+    pub events: EventArgs,
     /// Proxies whose `X-Forwarded-For` is believed: comma-separated addresses or CIDR ranges.
     #[arg(long, env = "DABBA_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
@@ -132,6 +136,7 @@ impl ServeConfig {
             faults: self.fault_injection,
             retention: chrono::Duration::days(self.retention_days.max(1)),
             redis_url: self.redis_url.clone(),
+            backbone: self.events.backbone(self.fault_injection),
             ..EngineOptions::default()
         }
     }
@@ -163,6 +168,55 @@ impl ServeConfig {
             offer_timeout: Duration::from_secs(self.offer_timeout_secs),
             deadline: Duration::from_secs(self.dispatch_deadline_secs),
             ..DispatchTimings::default()
+        }
+    }
+}
+
+/// The event backbone: stream names, consumer retries, and the optional Kafka copy.
+#[derive(Args, Clone, Debug)]
+pub struct EventArgs {
+    /// Prefix of the Redis stream keys (`PREFIX:events:orders`, …): one Redis, many deployments.
+    #[arg(long, env = "DABBA_STREAM_PREFIX", default_value = "dabba")]
+    pub stream_prefix: String,
+    /// Attempts a consumer makes at an event before parking it as a dead letter.
+    #[arg(long, env = "DABBA_CONSUMER_MAX_ATTEMPTS", default_value_t = 5)]
+    pub consumer_max_attempts: u32,
+    /// The first retry's delay in milliseconds (doubling, with jitter, up to 10 s).
+    #[arg(long, env = "DABBA_CONSUMER_RETRY_BASE_MS", default_value_t = 100)]
+    pub consumer_retry_base_ms: u64,
+    /// Seconds a message may sit with a stopped consumer before another claims it.
+    #[arg(long, env = "DABBA_CONSUMER_CLAIM_IDLE_SECS", default_value_t = 30)]
+    pub consumer_claim_idle_secs: u64,
+}
+
+impl Default for EventArgs {
+    fn default() -> Self {
+        Self {
+            stream_prefix: "dabba".into(),
+            consumer_max_attempts: 5,
+            consumer_retry_base_ms: 100,
+            consumer_claim_idle_secs: 30,
+        }
+    }
+}
+
+impl EventArgs {
+    pub fn backbone(&self, probe: bool) -> BackboneOptions {
+        let policy = RetryPolicy {
+            max_attempts: self.consumer_max_attempts.max(1),
+            base_delay: Duration::from_millis(self.consumer_retry_base_ms.max(1)),
+            claim_idle: Duration::from_secs(self.consumer_claim_idle_secs.max(1)),
+            ..RetryPolicy::default()
+        };
+        BackboneOptions {
+            redis_url: None,
+            prefix: self.stream_prefix.clone(),
+            policy: RetryPolicy {
+                // A consumer's own retries end before another may claim its messages.
+                max_delay: policy.max_delay.min(policy.claim_idle / 2),
+                ..policy
+            },
+            probe,
         }
     }
 }

@@ -31,6 +31,9 @@ pub struct OrderView {
     pub refund: Option<Refund>,
     /// Why the restaurant refused the order, when it did.
     pub reject_reason: Option<String>,
+    /// Riders offered the order up to and including the one who accepted (0 until then).
+    #[serde(default)]
+    pub offers: u32,
 }
 
 impl From<&Order> for OrderView {
@@ -51,6 +54,7 @@ impl From<&Order> for OrderView {
             version: o.version,
             refund: o.refund,
             reject_reason: o.reject_reason.clone(),
+            offers: o.offers,
         }
     }
 }

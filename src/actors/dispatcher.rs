@@ -342,9 +342,10 @@ impl Handler<UpdateDispatchDelivery> for Dispatcher {
     }
 }
 
-/// A rider's answer to an offer; answers once the change is durable.
+/// A rider's answer to an offer; answers, once the change is durable, how many riders were
+/// offered the order so far.
 #[derive(Message)]
-#[rtype(result = "Result<(), EngineError>")]
+#[rtype(result = "Result<u32, EngineError>")]
 pub struct AnswerOffer {
     pub rider: RiderId,
     pub order_id: OrderId,
@@ -352,16 +353,20 @@ pub struct AnswerOffer {
 }
 
 impl Handler<AnswerOffer> for Dispatcher {
-    type Result = ResponseFuture<Result<(), EngineError>>;
+    type Result = ResponseFuture<Result<u32, EngineError>>;
 
     fn handle(&mut self, msg: AnswerOffer, ctx: &mut Self::Context) -> Self::Result {
         let result = self
             .run(ctx, |b, now| {
-                b.answer(msg.rider, msg.order_id, msg.accept, now)
+                let fx = b.answer(msg.rider, msg.order_id, msg.accept, now)?;
+                Ok::<_, DispatchError>((fx, b.offered(msg.order_id)))
             })
             .ok_or(EngineError::Unavailable);
         match result {
-            Ok(Ok(fx)) => Box::pin(self.apply(fx)),
+            Ok(Ok((fx, offers))) => {
+                let done = self.apply(fx);
+                Box::pin(async move { done.await.map(|()| offers) })
+            }
             Ok(Err(e)) => Box::pin(async move { Err(e.into()) }),
             Err(e) => Box::pin(async move { Err(e) }),
         }

@@ -12,6 +12,9 @@ pub mod services;
 pub mod subjects;
 pub mod supervision;
 
-pub use engine::{Engine, EngineOptions, FaultTarget, NewOrderRequest, Resume};
+pub use engine::{
+    ConsumerFigures, Engine, EngineOptions, EventStats, FaultTarget, NewOrderRequest, ReplayError,
+    Resume,
+};
 pub use error::EngineError;
 pub use services::DispatchTimings;

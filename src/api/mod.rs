@@ -37,6 +37,7 @@ use error::ApiError;
         customers::create,
         orders::place, orders::get_one, orders::update, orders::cancel, orders::pickup,
         orders::deliver, orders::rate, orders::history, events::order_events,
+        events::dead_letters, events::replay_dead_letter, events::stats,
         ws::connect,
     ),
     components(schemas(crate::wire::ServerMessage, crate::wire::ErrorBody)),
@@ -129,6 +130,9 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         .service(orders::rate)
         .service(orders::history)
         .service(events::order_events)
+        .service(events::dead_letters)
+        .service(events::replay_dead_letter)
+        .service(events::stats)
         .service(ops::run_retention)
         .service(ws::connect);
     if features.test_clock {

@@ -86,13 +86,17 @@ pub async fn advance_clock(
 pub enum FaultActor {
     Order,
     Dispatcher,
+    /// The probe consumer: fails every event of `order_id` (or, with `"poison": false`, stops).
+    Consumer,
 }
 
 #[derive(Deserialize, ToSchema)]
 pub struct InjectFault {
     pub actor: FaultActor,
-    /// The live order, for `"actor": "order"`.
+    /// The live order, for `"actor": "order"`; the poisoned order for `"consumer"`.
     pub order_id: Option<OrderId>,
+    /// For `"actor": "consumer"`: start (default) or stop failing the order's events.
+    pub poison: Option<bool>,
 }
 
 /// Makes an actor fail as a bug would, to exercise supervision. Only routed when the server
@@ -114,6 +118,13 @@ pub async fn inject_fault(
             return Err(ApiError::invalid("order_id is required for an order actor"));
         }
         (FaultActor::Dispatcher, _) => FaultTarget::Dispatcher,
+        (FaultActor::Consumer, Some(order)) => FaultTarget::ConsumerPoison {
+            order,
+            poisoned: body.0.poison.unwrap_or(true),
+        },
+        (FaultActor::Consumer, None) => {
+            return Err(ApiError::invalid("order_id is required for the consumer"));
+        }
     };
     engine.inject_fault(target).await?;
     Ok(HttpResponse::Accepted().json(serde_json::json!({"injected": true})))

@@ -235,6 +235,13 @@ impl Board {
     }
 
     /// A rider's answer to its open offer.
+    /// Riders offered the order so far (its tried list).
+    pub fn offered(&self, order_id: OrderId) -> u32 {
+        self.jobs
+            .get(&order_id)
+            .map_or(0, |j| u32::try_from(j.tried.len()).unwrap_or(u32::MAX))
+    }
+
     pub fn answer(
         &mut self,
         rider: RiderId,

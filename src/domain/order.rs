@@ -125,6 +125,9 @@ pub struct Order {
     pub version: u64,
     pub refund: Option<Refund>,
     pub reject_reason: Option<String>,
+    /// Riders offered the order up to and including the one who accepted (0 until then).
+    #[serde(default)]
+    pub offers: u32,
 }
 
 /// What can be asked of an order. Who may ask is checked before a command is built.
@@ -135,7 +138,8 @@ pub enum Command {
         reason: String,
     },
     BeginDispatch,
-    AssignRider(RiderId),
+    /// A rider accepted; the second field counts the riders offered the order so far.
+    AssignRider(RiderId, u32),
     Pickup(RiderId),
     Deliver(RiderId),
     Update {
@@ -201,12 +205,13 @@ impl Order {
                 }
                 next.stage = FindingRider;
             }
-            Command::AssignRider(rider) => {
+            Command::AssignRider(rider, offers) => {
                 if self.stage != FindingRider {
                     return invalid;
                 }
                 next.stage = RiderAssigned;
                 next.rider_id = Some(rider);
+                next.offers = offers;
             }
             Command::Pickup(rider) => {
                 if self.stage != RiderAssigned {
@@ -305,6 +310,7 @@ pub fn new_order(
         version: 1,
         refund: None,
         reject_reason: None,
+        offers: 0,
     })
 }
 
@@ -346,7 +352,7 @@ mod tests {
                 reason: "busy".into()
             }),
             Just(Command::BeginDispatch),
-            Just(Command::AssignRider(rider)),
+            Just(Command::AssignRider(rider, 1)),
             Just(Command::Pickup(rider)),
             Just(Command::Deliver(rider)),
             Just(Command::Update {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 
 use super::hub::{Audience, Hub};
 use crate::domain::Order;
@@ -44,6 +45,8 @@ pub struct Relay {
     published: AtomicI64,
     /// Highest sequence recorded in `outbox_cursors`.
     saved: AtomicI64,
+    /// Woken on every commit: the stream publisher and outbox consumers wait on it.
+    wake: Arc<Notify>,
 }
 
 impl Relay {
@@ -54,7 +57,13 @@ impl Relay {
             hub,
             published: AtomicI64::new(cursor),
             saved: AtomicI64::new(cursor),
+            wake: Arc::default(),
         })
+    }
+
+    /// Notified after every commit that appended events.
+    pub fn wake(&self) -> Arc<Notify> {
+        self.wake.clone()
     }
 
     /// Hands on every event committed after the cursor but never published (the process
@@ -106,6 +115,9 @@ impl EventSink for Relay {
                 metrics::counter!("dabba_events_published_total", "kind" => c.event.kind)
                     .increment(1);
             }
+        }
+        if !events.is_empty() {
+            self.wake.notify_waiters();
         }
     }
 }

@@ -30,8 +30,9 @@ pub use batch::{UnitOutcome, Write, WriteUnit};
 pub use instance_lock::InstanceLock;
 pub use postgres::PostgresStore;
 pub use records::{
-    CommittedEvent, CustomerRecord, DeadLetterRecord, HistoryCursor, JobRecord, LogReader,
-    OutboxEvent, PurgeReport, RatingRecord, Recipients, RiderRecord, SavedResponse,
+    CommittedEvent, CustomerRecord, DeadLetterRecord, EVENT_KINDS, HistoryCursor, JobRecord,
+    LogReader, OutboxEvent, PurgeReport, RatingRecord, Recipients, RiderRecord, SavedResponse,
+    event_kind,
 };
 pub use sqlite::SqliteStore;
 pub use statements::SubjectTable;

@@ -75,6 +75,14 @@ pub struct Recipients {
     pub rider: Option<RiderId>,
 }
 
+/// The kinds of event the outbox holds.
+pub const EVENT_KINDS: &[&str] = &["order.updated"];
+
+/// The static name of a known event kind.
+pub fn event_kind(kind: &str) -> Option<&'static str> {
+    EVENT_KINDS.iter().copied().find(|k| *k == kind)
+}
+
 /// A domain event appended to the outbox in the same transaction as its snapshot.
 #[derive(Clone, Debug, PartialEq)]
 pub struct OutboxEvent {

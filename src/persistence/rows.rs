@@ -145,10 +145,8 @@ pub struct EventRow {
 }
 
 fn event_kind(kind: &str) -> StoreResult<&'static str> {
-    match kind {
-        "order.updated" => Ok("order.updated"),
-        other => Err(StoreError::Corrupt(format!("event kind {other:?}"))),
-    }
+    super::records::event_kind(kind)
+        .ok_or_else(|| StoreError::Corrupt(format!("event kind {kind:?}")))
 }
 
 impl TryFrom<EventRow> for CommittedEvent {

@@ -158,6 +158,13 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
             jwt_previous_secret: opts.previous_secret.clone(),
         },
         lifetimes: dabba::tokens::Lifetimes::default(),
+        // Every test server its own streams in the shared Redis.
+        events: dabba::config::EventArgs {
+            stream_prefix: format!("dabba-test-{}", Uuid::new_v4().simple()),
+            consumer_retry_base_ms: 20,
+            consumer_claim_idle_secs: 2,
+            ..Default::default()
+        },
         trusted_proxies: opts.trusted_proxies.clone(),
         offer_timeout_secs: 30,
         dispatch_deadline_secs: 600,

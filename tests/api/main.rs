@@ -3,6 +3,7 @@
 
 mod auth;
 mod authz;
+mod backbone;
 mod contract;
 mod crash;
 mod dispatch;

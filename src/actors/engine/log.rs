@@ -1,10 +1,14 @@
 //! The event log as readers see it: where a resuming socket starts, what it missed, and an
 //! order's history. The log is the outbox; the hub's head is the last event handed on.
 
+use std::sync::atomic::Ordering;
+
 use super::Engine;
 use crate::actors::error::EngineError;
 use crate::domain::OrderId;
-use crate::persistence::{CommittedEvent, LogReader};
+use crate::events::analytics::OrderStats;
+use crate::events::backbone::ReplayRefused;
+use crate::persistence::{CommittedEvent, DeadLetterRecord, LogReader};
 
 /// Where a socket resuming after `since` starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,4 +57,84 @@ impl Engine {
             .order_events(order, after_version, ORDER_HISTORY_MAX)
             .await?)
     }
+}
+
+/// A dead letter's replay was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error("dead letter not found")]
+    NotFound,
+    #[error("the dead letter was already replayed")]
+    AlreadyReplayed,
+    #[error("its consumer {0:?} does not run here")]
+    UnknownConsumer(String),
+    #[error("its consumer has too many replays queued")]
+    Busy,
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+impl Engine {
+    /// Dead letters not yet replayed, oldest first.
+    pub async fn dead_letters(&self, limit: i64) -> Result<Vec<DeadLetterRecord>, EngineError> {
+        Ok(self.services.store.dead_letters(limit).await?)
+    }
+
+    /// Hands a dead letter back to its consumer; it is marked replayed once handled.
+    pub async fn replay_dead_letter(&self, id: uuid::Uuid) -> Result<(), ReplayError> {
+        let letter = self
+            .services
+            .store
+            .dead_letter(id)
+            .await
+            .map_err(EngineError::from)?
+            .ok_or(ReplayError::NotFound)?;
+        if letter.replayed_at.is_some() {
+            return Err(ReplayError::AlreadyReplayed);
+        }
+        let consumer = letter.consumer.clone();
+        self.backbone.replay(letter).map_err(|e| match e {
+            ReplayRefused::UnknownConsumer => ReplayError::UnknownConsumer(consumer),
+            ReplayRefused::Busy => ReplayError::Busy,
+        })
+    }
+
+    /// The analytics consumer's figures and every consumer's counters.
+    pub fn event_stats(&self) -> EventStats {
+        EventStats {
+            orders: self.backbone.analytics.snapshot(60),
+            consumers: self
+                .backbone
+                .consumers()
+                .into_iter()
+                .map(|(name, s)| ConsumerFigures {
+                    name,
+                    handled: s.handled.load(Ordering::Relaxed),
+                    retries: s.retries.load(Ordering::Relaxed),
+                    dead_letters: s.dead_letters.load(Ordering::Relaxed),
+                    duplicates: s.duplicates.load(Ordering::Relaxed),
+                    claimed: s.claimed.load(Ordering::Relaxed),
+                })
+                .collect(),
+            log_head: self.hub().head(),
+        }
+    }
+}
+
+pub struct EventStats {
+    pub orders: OrderStats,
+    pub consumers: Vec<ConsumerFigures>,
+    /// The last sequence of the log handed on.
+    pub log_head: i64,
+}
+
+/// One consumer's counters since this process started.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ConsumerFigures {
+    pub name: &'static str,
+    pub handled: u64,
+    pub retries: u64,
+    pub dead_letters: u64,
+    pub duplicates: u64,
+    pub claimed: u64,
 }

@@ -12,7 +12,7 @@ mod registration;
 mod riders;
 mod time;
 
-pub use log::Resume;
+pub use log::{ConsumerFigures, EventStats, ReplayError, Resume};
 
 use super::directory::Directory;
 use super::dispatcher::{Dispatcher, InjectDispatcherFault, load_recovered};
@@ -20,6 +20,7 @@ use super::error::EngineError;
 use super::order::{InjectFault, OrderActor};
 use super::services::{DispatchTimings, Services, Shared};
 use crate::domain::{Clock, CustomerId, Order, OrderId, Policy, RestaurantId};
+use crate::events::backbone::{Backbone, BackboneOptions};
 use crate::events::hub::Hub;
 use crate::events::positions::PositionFeed;
 use crate::events::relay::{self, Relay};
@@ -41,6 +42,8 @@ pub struct EngineOptions {
     pub retention_every: std::time::Duration,
     /// Redis, for publishing rider positions to other readers.
     pub redis_url: Option<String>,
+    /// The event streams and their consumers (Redis comes from `redis_url`).
+    pub backbone: BackboneOptions,
 }
 
 impl Default for EngineOptions {
@@ -51,6 +54,7 @@ impl Default for EngineOptions {
             retention: chrono::Duration::days(365),
             retention_every: std::time::Duration::from_secs(3_600),
             redis_url: None,
+            backbone: BackboneOptions::default(),
         }
     }
 }
@@ -73,6 +77,8 @@ pub struct Engine {
     retention: chrono::Duration,
     /// Placements in flight, limited by their measured latency.
     admission: Arc<super::admission::Admission>,
+    /// The stream publisher and the event consumers.
+    backbone: Arc<Backbone>,
 }
 
 impl Engine {
@@ -125,6 +131,19 @@ impl Engine {
             subjects,
             positions,
         });
+        // The backbone reads and decodes events off the commit thread.
+        let backbone_arbiter = Arbiter::new();
+        let backbone = Backbone::start(
+            BackboneOptions {
+                redis_url: options.redis_url.clone(),
+                ..options.backbone.clone()
+            },
+            services.store.clone(),
+            services.writer.clone(),
+            services.hub.clone(),
+            relay.wake(),
+            backbone_arbiter.handle(),
+        );
         let for_dispatcher = services.clone();
         let dispatcher = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
             Dispatcher::new(for_dispatcher, recovered)
@@ -133,17 +152,19 @@ impl Engine {
             services,
             dispatcher,
             orders_arbiter: arbiter.handle(),
-            arbiters: Arc::new(vec![arbiter.handle()]),
+            arbiters: Arc::new(vec![arbiter.handle(), backbone_arbiter.handle()]),
             retention: options.retention,
             admission: Arc::default(),
+            backbone: Arc::new(backbone),
         };
         tracing::info!(orders = unfinished.len(), "recovering unfinished orders");
         for order in unfinished {
             engine.spawn_order(order);
         }
         engine.spawn_housekeeping(relay, options.retention_every);
-        // The arbiter runs for the life of the process.
+        // The arbiters run for the life of the process.
         std::mem::forget(arbiter);
+        std::mem::forget(backbone_arbiter);
         Ok(engine)
     }
 
@@ -208,6 +229,15 @@ impl Engine {
                 addr.send(InjectFault).await?
             }
             FaultTarget::Dispatcher => self.dispatcher.send(InjectDispatcherFault).await?,
+            FaultTarget::ConsumerPoison { order, poisoned } => {
+                let probe = self
+                    .backbone
+                    .probe
+                    .as_ref()
+                    .ok_or(EngineError::NotFound("probe consumer"))?;
+                probe.set_poisoned(order, poisoned);
+                Ok(())
+            }
         }
     }
 
@@ -282,6 +312,11 @@ impl Engine {
 pub enum FaultTarget {
     Order(OrderId),
     Dispatcher,
+    /// The probe consumer fails (or stops failing) every event of this order.
+    ConsumerPoison {
+        order: OrderId,
+        poisoned: bool,
+    },
 }
 
 /// A validated placement request.

@@ -35,14 +35,17 @@ impl Engine {
         rider: RiderId,
         order_id: OrderId,
     ) -> Result<Order, EngineError> {
-        self.dispatcher
+        let offers = self
+            .dispatcher
             .send(AnswerOffer {
                 rider,
                 order_id,
                 accept: true,
             })
             .await??;
-        let assigned = self.apply(order_id, Command::AssignRider(rider)).await;
+        let assigned = self
+            .apply(order_id, Command::AssignRider(rider, offers))
+            .await;
         self.dispatcher.do_send(AssignmentRecorded {
             rider,
             order_id,
@@ -63,6 +66,7 @@ impl Engine {
                 accept: false,
             })
             .await?
+            .map(|_| ())
     }
 
     pub async fn dispatch_stats(&self) -> Result<DispatchStats, EngineError> {
