@@ -33,6 +33,8 @@ pub struct TestApp {
     keys: Keys,
     server: actix_web::dev::ServerHandle,
     engine: dabba::actors::Engine,
+    /// The prefix of this server's Redis streams.
+    pub stream_prefix: String,
     _data: Option<TempDir>,
 }
 
@@ -149,6 +151,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         Some(url) => (Some(url), None),
         None => store_for_test().await,
     };
+    let stream_prefix = format!("dabba-test-{}", Uuid::new_v4().simple());
     let config = ServeConfig {
         bind: "127.0.0.1:0".into(),
         database_url,
@@ -160,7 +163,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         lifetimes: dabba::tokens::Lifetimes::default(),
         // Every test server its own streams in the shared Redis.
         events: dabba::config::EventArgs {
-            stream_prefix: format!("dabba-test-{}", Uuid::new_v4().simple()),
+            stream_prefix: stream_prefix.clone(),
             consumer_retry_base_ms: 20,
             consumer_claim_idle_secs: 2,
             ..Default::default()
@@ -201,6 +204,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         keys,
         server,
         engine,
+        stream_prefix,
         _data: data,
     }
 }

@@ -22,5 +22,6 @@ mod resume;
 mod secrets;
 mod sockets;
 mod store;
+mod streams;
 mod supervision;
 mod ws;
