@@ -6,6 +6,8 @@
 #   DABBA_TEST_PG_URL     admin URL of the PostgreSQL server (default: local, user postgres)
 #   DABBA_TEST_REDIS_URL  Redis for the rate-limit tests (default: redis://127.0.0.1:6379)
 #   DABBA_TEST_LIMITER    `redis` puts every test server's rate limiter in Redis (second pass)
+#   DABBA_TEST_KAFKA_BROKERS  a Kafka-protocol broker to publish to (default: a tansu broker
+#                         this script installs once into ~/.cache/dabba-tools and starts)
 #   CI=true               a missing service is a failure, never a skipped pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,6 +64,34 @@ ensure_redis() {
   return 1
 }
 
+# A real Kafka-protocol broker: tansu (a Kafka-compatible broker from crates.io), in-memory
+# storage. Built once per machine (about 20 minutes on 2 cores), then reused.
+TOOLS=${DABBA_TOOLS_DIR:-$HOME/.cache/dabba-tools}
+TANSU="$TOOLS/bin/tansu"
+KAFKA_PORT=${DABBA_TEST_KAFKA_PORT:-19092}
+
+kafka_up() { (exec 3<>"/dev/tcp/127.0.0.1/$KAFKA_PORT") 2>/dev/null; }
+
+ensure_kafka() {
+  if [ -n "${DABBA_TEST_KAFKA_BROKERS:-}" ]; then return 0; fi
+  if ! kafka_up; then
+    if [ ! -x "$TANSU" ]; then
+      log "installing the tansu Kafka broker into $TOOLS (once per machine)"
+      CARGO_TARGET_DIR="$TOOLS/target" cargo install tansu --version 0.6.0 --locked \
+        --features dynostore --root "$TOOLS" --quiet
+    fi
+    log "starting a tansu Kafka broker on 127.0.0.1:$KAFKA_PORT (in-memory storage)"
+    "$TANSU" broker --listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --advertised-listener-url "tcp://127.0.0.1:$KAFKA_PORT" \
+      --storage-engine memory://tansu/ >"${TMPDIR:-/tmp}/dabba-tansu.log" 2>&1 &
+    TANSU_PID=$!
+    trap 'kill "$TANSU_PID" 2>/dev/null || true' EXIT
+    for _ in $(seq 1 30); do kafka_up && break; sleep 0.5; done
+    kafka_up || return 1
+  fi
+  export DABBA_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
+}
+
 drop_test_databases() {
   command -v psql >/dev/null 2>&1 || return 0
   psql "$PG_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'dabba_test_%'" 2>/dev/null |
@@ -74,6 +104,12 @@ if ! ensure_redis; then
   exit 1
 fi
 export DABBA_TEST_REDIS_URL="$REDIS_URL_TEST"
+
+if ! ensure_kafka; then
+  echo "No Kafka-protocol broker on 127.0.0.1:$KAFKA_PORT and tansu could not start one" >&2
+  echo "(see ${TMPDIR:-/tmp}/dabba-tansu.log), or set DABBA_TEST_KAFKA_BROKERS." >&2
+  exit 1
+fi
 
 log "formatting and lints (cargo fmt --check, clippy -D warnings)"
 cargo fmt --check

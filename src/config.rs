@@ -10,6 +10,7 @@ use crate::api::limits::{Limits, Rate};
 use crate::api::ws::SocketRules;
 use crate::events::backbone::BackboneOptions;
 use crate::events::consumer::RetryPolicy;
+use crate::events::kafka::KafkaOptions;
 use crate::persistence::writer::WriterConfig;
 use crate::tokens::{Lifetimes, SecretArgs};
 
@@ -187,6 +188,15 @@ pub struct EventArgs {
     /// Seconds a message may sit with a stopped consumer before another claims it.
     #[arg(long, env = "DABBA_CONSUMER_CLAIM_IDLE_SECS", default_value_t = 30)]
     pub consumer_claim_idle_secs: u64,
+    /// Kafka bootstrap brokers (`host:port`, comma-separated): the log is also published there.
+    #[arg(long, env = "DABBA_KAFKA_BROKERS")]
+    pub kafka_brokers: Option<String>,
+    /// Kafka topics are `PREFIX.orders`, `PREFIX.riders`, …
+    #[arg(long, env = "DABBA_KAFKA_TOPIC_PREFIX", default_value = "dabba")]
+    pub kafka_topic_prefix: String,
+    /// Partitions of each Kafka topic dabba creates.
+    #[arg(long, env = "DABBA_KAFKA_PARTITIONS", default_value_t = 3)]
+    pub kafka_partitions: i32,
 }
 
 impl Default for EventArgs {
@@ -196,6 +206,9 @@ impl Default for EventArgs {
             consumer_max_attempts: 5,
             consumer_retry_base_ms: 100,
             consumer_claim_idle_secs: 30,
+            kafka_brokers: None,
+            kafka_topic_prefix: "dabba".into(),
+            kafka_partitions: 3,
         }
     }
 }
@@ -217,6 +230,20 @@ impl EventArgs {
                 ..policy
             },
             probe,
+            kafka: self
+                .kafka_brokers
+                .as_deref()
+                .map(|list| KafkaOptions {
+                    brokers: list
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|b| !b.is_empty())
+                        .map(str::to_owned)
+                        .collect(),
+                    topic_prefix: self.kafka_topic_prefix.clone(),
+                    partitions: self.kafka_partitions.clamp(1, 1_000),
+                })
+                .filter(|k| !k.brokers.is_empty()),
         }
     }
 }

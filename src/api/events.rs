@@ -17,6 +17,7 @@ use crate::persistence::CommittedEvent;
 use crate::wire::OrderView;
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct HistoryQuery {
     /// Only versions after this one (absent: the whole history).
     #[param(minimum = 0)]
@@ -106,6 +107,7 @@ pub struct DeadLetters {
 }
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct DeadLetterQuery {
     #[param(minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,

@@ -15,6 +15,7 @@ use tokio::sync::{Notify, mpsc};
 use super::analytics::Analytics;
 use super::consumer::{Consumer, ConsumerStats, RetryPolicy, Runtime};
 use super::hub::Hub;
+use super::kafka::{KafkaOptions, KafkaPublisher};
 use super::probe::Probe;
 use super::publisher::Publisher;
 use super::sources::{OutboxCursor, RedisGroup, Source};
@@ -30,6 +31,8 @@ pub struct BackboneOptions {
     pub policy: RetryPolicy,
     /// Start the fault-injection probe consumer (tests).
     pub probe: bool,
+    /// Also publish the log to Kafka.
+    pub kafka: Option<KafkaOptions>,
 }
 
 impl Default for BackboneOptions {
@@ -39,6 +42,7 @@ impl Default for BackboneOptions {
             prefix: "dabba".into(),
             policy: RetryPolicy::default(),
             probe: false,
+            kafka: None,
         }
     }
 }
@@ -109,6 +113,11 @@ impl Backbone {
                     .run()
                     .await;
             });
+        }
+        if let Some(kafka) = cx.options.kafka.clone() {
+            let publisher =
+                KafkaPublisher::new(cx.store.clone(), cx.writer.clone(), kafka, cx.wake.clone());
+            cx.arbiter.spawn(publisher.run());
         }
         let mut backbone = Self {
             consumers: BTreeMap::new(),

@@ -6,6 +6,7 @@ pub mod backbone;
 pub mod consumer;
 pub mod family;
 pub mod hub;
+pub mod kafka;
 pub mod positions;
 pub mod probe;
 pub mod publisher;

@@ -77,6 +77,8 @@ pub async fn postgres_url() -> String {
 }
 
 pub struct Options {
+    /// Kafka brokers the server also publishes the log to.
+    pub kafka_brokers: Option<String>,
     pub test_clock: bool,
     pub faults: bool,
     /// Overrides the store chosen by `DABBA_TEST_STORE`.
@@ -103,6 +105,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
+            kafka_brokers: None,
             test_clock: true,
             faults: true,
             database_url: None,
@@ -166,6 +169,8 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
             stream_prefix: stream_prefix.clone(),
             consumer_retry_base_ms: 20,
             consumer_claim_idle_secs: 2,
+            kafka_brokers: opts.kafka_brokers.clone(),
+            kafka_topic_prefix: stream_prefix.clone(),
             ..Default::default()
         },
         trusted_proxies: opts.trusted_proxies.clone(),

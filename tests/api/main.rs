@@ -10,6 +10,7 @@ mod dispatch;
 mod helpers;
 mod idempotency;
 mod instance;
+mod kafka;
 mod limits;
 mod orders;
 mod outage;
