@@ -7,6 +7,7 @@
 //! consumers dedupe by the `event_id` header. A broker that is away holds nothing up: the
 //! outbox keeps the events and the publisher catches up in order.
 
+use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
@@ -201,19 +202,18 @@ impl KafkaPublisher {
         let started = std::time::Instant::now();
         for ((family, partition), records) in batches {
             let n = records.len() as u64;
-            if !producers.contains_key(&(family, partition)) {
-                let pc = client
-                    .partition_client(
-                        topic(&self.options.topic_prefix, family),
-                        partition,
-                        UnknownTopicHandling::Retry,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                producers.insert((family, partition), pc);
-            }
-            let Some(producer) = producers.get(&(family, partition)) else {
-                continue;
+            let producer = match producers.entry((family, partition)) {
+                Entry::Occupied(p) => p.into_mut(),
+                Entry::Vacant(slot) => slot.insert(
+                    client
+                        .partition_client(
+                            topic(&self.options.topic_prefix, family),
+                            partition,
+                            UnknownTopicHandling::Retry,
+                        )
+                        .await
+                        .map_err(|e| e.to_string())?,
+                ),
             };
             producer
                 .produce(records, Compression::NoCompression)
