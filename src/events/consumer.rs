@@ -91,6 +91,8 @@ pub struct ConsumerStats {
 const BATCH: usize = 100;
 /// How often messages stuck with a stopped consumer are looked for.
 const CLAIM_EVERY: Duration = Duration::from_secs(1);
+/// How often the consumer's lag is measured.
+const LAG_EVERY: Duration = Duration::from_secs(5);
 /// The longest a round waits for new events.
 const MAX_BLOCK: Duration = Duration::from_millis(500);
 
@@ -133,6 +135,7 @@ impl Runtime {
             tokio::time::sleep(Duration::from_secs(1)).await;
         }
         let mut last_claim = Instant::now();
+        let mut last_lag = Instant::now();
         loop {
             while let Ok(letter) = self.replays.try_recv() {
                 self.replay(letter).await;
@@ -162,8 +165,11 @@ impl Runtime {
                     tokio::time::sleep(Duration::from_secs(1)).await;
                 }
             }
-            if let Some(lag) = self.source.lag() {
-                metrics::gauge!("dabba_consumer_lag", "consumer" => name).set(lag as f64);
+            if last_lag.elapsed() >= LAG_EVERY {
+                last_lag = Instant::now();
+                if let Some(lag) = self.source.lag().await {
+                    metrics::gauge!("dabba_consumer_lag", "consumer" => name).set(lag as f64);
+                }
             }
         }
     }

@@ -25,6 +25,8 @@ pub const CURSOR: &str = "redis_streams";
 const PAGE: i64 = 1_000;
 /// How long an idle publisher sleeps when no commit wakes it.
 const IDLE: Duration = Duration::from_millis(200);
+/// How often stream lengths are measured.
+const LENGTH_EVERY: Duration = Duration::from_secs(5);
 /// Streams keep at least this much history (trimmed approximately beyond it).
 pub const KEEP: chrono::Duration = chrono::Duration::hours(25);
 
@@ -92,6 +94,7 @@ impl Publisher {
         let mut horizon = Horizon::default();
         let mut tops: Option<HashMap<Family, i64>> = None;
         let mut backoff = Duration::from_millis(100);
+        let mut measured = std::time::Instant::now();
         let mut cursor = loop {
             match self.store.cursor(CURSOR).await {
                 Ok(c) => break c,
@@ -102,6 +105,10 @@ impl Publisher {
             }
         };
         loop {
+            if measured.elapsed() >= LENGTH_EVERY {
+                measured = std::time::Instant::now();
+                self.measure_lengths().await;
+            }
             let page = match self.store.events_after(cursor, PAGE).await {
                 Ok(page) => page,
                 Err(error) => {
@@ -152,6 +159,20 @@ impl Publisher {
         tracing::warn!(%error, retry_in = ?*backoff, "stream publisher: redis refused; retrying");
         tokio::time::sleep(*backoff).await;
         *backoff = (*backoff * 2).min(Duration::from_secs(5));
+    }
+
+    /// Sets `dabba_stream_length{family}` from `XLEN`.
+    async fn measure_lengths(&self) {
+        let mut conn = self.redis.clone();
+        for family in Family::ALL {
+            let len: redis::RedisResult<u64> = redis::cmd("XLEN")
+                .arg(stream_key(&self.prefix, family))
+                .query_async(&mut conn)
+                .await;
+            if let Ok(len) = len {
+                metrics::gauge!("dabba_stream_length", "family" => family.name()).set(len as f64);
+            }
+        }
     }
 
     /// Each stream's last entry id (as a sequence); 0 for a stream that does not exist.

@@ -84,10 +84,11 @@ impl Source {
         }
     }
 
-    /// Events committed but not yet read, where known.
-    pub fn lag(&self) -> Option<i64> {
+    /// Events not yet delivered to the group (Redis: the groups' `lag`; outbox: the log's
+    /// head minus the cursor).
+    pub async fn lag(&mut self) -> Option<i64> {
         match self {
-            Source::Redis(_) => None,
+            Source::Redis(g) => g.lag().await,
             Source::Outbox(o) => Some(o.lag()),
         }
     }
@@ -243,6 +244,30 @@ impl RedisGroup {
                 None
             }
         }
+    }
+
+    /// The sum over its streams of the group's `lag` (entries not yet delivered to it).
+    async fn lag(&mut self) -> Option<i64> {
+        let mut total = 0;
+        for key in self.keys.clone() {
+            let groups: Vec<HashMap<String, redis::Value>> = redis::cmd("XINFO")
+                .arg("GROUPS")
+                .arg(&key)
+                .query_async(&mut self.conn)
+                .await
+                .ok()?;
+            let lag = groups
+                .iter()
+                .find(|g| {
+                    g.get("name")
+                        .and_then(|n| redis::from_redis_value_ref::<String>(n).ok())
+                        .is_some_and(|n| n == self.group)
+                })
+                .and_then(|g| g.get("lag"))
+                .and_then(|l| redis::from_redis_value_ref::<i64>(l).ok())?;
+            total += lag;
+        }
+        Some(total)
     }
 
     fn seen_key(&self, event_id: uuid::Uuid) -> String {

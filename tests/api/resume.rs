@@ -197,3 +197,33 @@ async fn an_order_history_lists_its_versions_to_whoever_may_read_it() {
         .await;
     assert_eq!(r.status, 404);
 }
+
+#[actix_web::test]
+async fn a_since_older_than_the_retained_log_asks_for_a_resync() {
+    let app = spawn_app().await;
+    let restaurant = app.restaurant().await;
+    let (_, customer) = app.customer().await;
+    let mut ws = app.ws(&customer).await;
+    let order = app.place(&customer, &restaurant.0).await;
+    let first = ws.until(is_type("order.updated")).await;
+    drop(ws);
+    let r = app
+        .post(&format!("/v1/orders/{order}/cancel"), &customer, json!({}))
+        .await;
+    assert_eq!(r.status, 200);
+    // A week and a day later, with every consumer's cursor past them, the events are purged.
+    app.advance(8 * 24 * 3600).await;
+    tokio::time::sleep(Duration::from_millis(2_500)).await; // cursors are saved each second
+    let r = app.post("/v1/ops/retention", &app.ops, json!({})).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert!(
+        r.body["outbox_deleted"].as_u64().unwrap() >= 2,
+        "{:?}",
+        r.body
+    );
+
+    let mut ws = app.ws_since(&customer, seq(&first)).await;
+    let m = ws.next().await.expect("a message");
+    assert_eq!(m["type"], "resync_required", "{m}");
+    assert!(seq(&m) >= seq(&first));
+}

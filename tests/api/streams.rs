@@ -116,6 +116,19 @@ async fn every_committed_event_reaches_its_stream_in_commit_order() {
             .then_some(())
     })
     .await;
+    let metrics = app.call("GET", "/metrics", None, None).await;
+    let text = metrics.body.as_str().unwrap_or_default().to_owned();
+    // The recorder is shared by every server of this test binary: at least these 20.
+    let published: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("dabba_stream_published_total{family=\"orders\"} "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("published counted");
+    assert!(published >= 20.0, "{published}");
+    assert!(
+        text.contains("dabba_stream_publish_lag_seconds"),
+        "lag measured"
+    );
     // Entry ids are the outbox sequences, so a republish cannot add a second copy.
     let mut conn = redis().await;
     let again: redis::RedisResult<String> = redis::cmd("XADD")
