@@ -148,13 +148,11 @@ impl Backbone {
                 Arc::new(move || hub.head()),
             ))
         };
-        let redis = match durability {
-            Durability::Group => cx.options.redis_url.clone(),
-            Durability::Rebuilt => None,
-        };
-        let source = match durability {
-            Durability::Group => outbox(Some(name)),
-            Durability::Rebuilt => outbox(None),
+        // A Redis group is connected on the backbone's thread (retrying until Redis answers).
+        let source = match (durability, cx.options.redis_url.clone()) {
+            (Durability::Group, Some(url)) => Pending::Redis(url),
+            (Durability::Group, None) => Pending::Ready(outbox(Some(name))),
+            (Durability::Rebuilt, _) => Pending::Ready(outbox(None)),
         };
         let (prefix, member) = (cx.options.prefix.clone(), cx.member.clone());
         let runtime = {
@@ -162,12 +160,12 @@ impl Backbone {
             move |source| Runtime::new(consumer, source, policy, writer, replay_rx, stats)
         };
         cx.arbiter.spawn(async move {
-            let source = match redis {
-                Some(url) => {
+            let source = match source {
+                Pending::Redis(url) => {
                     let conn = connect_retrying(&url, Duration::from_secs(5)).await;
                     Source::Redis(RedisGroup::new(conn, &prefix, name, member, families))
                 }
-                None => source,
+                Pending::Ready(source) => source,
             };
             runtime(source).run().await;
         });
@@ -202,6 +200,12 @@ enum Durability {
     Group,
     /// Nowhere: it reads the retained log from its beginning at every start.
     Rebuilt,
+}
+
+/// A consumer's source before its task runs.
+enum Pending {
+    Ready(Source),
+    Redis(String),
 }
 
 /// Connects, retrying every second until Redis answers.
