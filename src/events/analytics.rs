@@ -274,3 +274,128 @@ pub struct Quantiles {
     pub p99: Option<u64>,
     pub count: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{CustomerId, RestaurantId};
+    use crate::persistence::{OutboxEvent, Recipients};
+    use proptest::prelude::*;
+
+    /// The stages an order passes through, by how it ends.
+    fn path(ending: u8) -> Vec<(&'static str, &'static str)> {
+        let mut p = vec![("awaiting_restaurant", "placed")];
+        match ending % 4 {
+            0 => p.push(("cancelled", "cancelled")),
+            1 => p.push(("rejected_by_restaurant", "rejected")),
+            2 => p.extend([
+                ("preparing", "processing"),
+                ("finding_rider", "processing"),
+                ("rider_assigned", "processing"),
+                ("picked_up", "processing"),
+                ("delivered", "completed"),
+            ]),
+            _ => p.extend([("preparing", "processing"), ("finding_rider", "processing")]),
+        }
+        p
+    }
+
+    fn event(
+        seq: i64,
+        order: uuid::Uuid,
+        version: usize,
+        stage: &str,
+        status: &str,
+    ) -> CommittedEvent {
+        let assigned = matches!(stage, "rider_assigned" | "picked_up" | "delivered");
+        let refunded = matches!(stage, "cancelled" | "rejected_by_restaurant");
+        let at = "2026-11-26T10:00:00Z";
+        let payload = serde_json::json!({"type": "order.updated", "order": {
+            "id": order, "customer_id": uuid::Uuid::nil(), "restaurant_id": uuid::Uuid::nil(),
+            "rider_id": assigned.then(uuid::Uuid::nil), "items": [], "total_cents": 1000,
+            "delivery": {"location": {"lat": 12.9, "lng": 77.6}, "address": "x"},
+            "deliver_at": null, "status": status, "stage": stage, "placed_at": at,
+            "updated_at": at, "version": version,
+            "refund": refunded.then(|| serde_json::json!({"percent": 100, "amount_cents": 1000})),
+            "reject_reason": null, "offers": if assigned { 2 } else { 0 }
+        }});
+        CommittedEvent {
+            seq,
+            event: OutboxEvent {
+                event_id: uuid::Uuid::new_v4(),
+                kind: "order.updated",
+                order_id: OrderId(order),
+                version: version as u64,
+                to: Recipients {
+                    customer: CustomerId(uuid::Uuid::nil()),
+                    restaurant: RestaurantId(uuid::Uuid::nil()),
+                    rider: None,
+                },
+                payload: payload.to_string().into(),
+                at: DateTime::parse_from_rfc3339(at)
+                    .unwrap()
+                    .with_timezone(&Utc),
+            },
+        }
+    }
+
+    proptest! {
+        /// Whatever order the orders interleave in and whatever is delivered twice (a consumer
+        /// that died before acking), the figures count each order once, by its last status.
+        #[test]
+        fn figures_count_each_order_once_despite_redeliveries(
+            endings in prop::collection::vec(any::<u8>(), 1..30),
+            picks in prop::collection::vec(any::<prop::sample::Index>(), 0..200),
+            redeliver in prop::collection::vec(any::<bool>(), 0..200),
+        ) {
+            let orders: Vec<(uuid::Uuid, Vec<(&str, &str)>)> =
+                endings.iter().map(|e| (uuid::Uuid::new_v4(), path(*e))).collect();
+            // Interleave the orders' events in log order: each pick advances one order.
+            let mut next = vec![0usize; orders.len()];
+            let mut log = Vec::new();
+            let mut seq = 0;
+            let mut advance = |i: usize, log: &mut Vec<CommittedEvent>| {
+                let (id, stages) = &orders[i];
+                if let Some((stage, status)) = stages.get(next[i]) {
+                    seq += 1;
+                    log.push(event(seq, *id, next[i] + 1, stage, status));
+                    next[i] += 1;
+                }
+            };
+            for pick in &picks {
+                advance(pick.index(orders.len()), &mut log);
+            }
+            for i in 0..orders.len() {
+                for _ in 0..orders[i].1.len() {
+                    advance(i, &mut log);
+                }
+            }
+            let analytics = Analytics::default();
+            for (i, e) in log.iter().enumerate() {
+                analytics.fold(e).unwrap();
+                // Redeliver an earlier event now and then.
+                if redeliver.get(i).copied().unwrap_or(false) {
+                    analytics.fold(&log[i / 2]).unwrap();
+                }
+            }
+            let stats = analytics.snapshot(60);
+            let mut expected: BTreeMap<&str, u64> = BTreeMap::new();
+            for (_, stages) in &orders {
+                *expected.entry(stages.last().unwrap().1).or_default() += 1;
+            }
+            for (status, n) in &stats.orders.by_status {
+                prop_assert_eq!(*n, expected.get(status).copied().unwrap_or(0), "{}", status);
+            }
+            prop_assert_eq!(stats.orders.total, orders.len() as u64);
+            let refunded = orders.iter().filter(|(_, s)| matches!(s.last().unwrap().1, "cancelled" | "rejected")).count();
+            prop_assert_eq!(stats.refunds.count, refunded as u64);
+            let assigned = orders.iter().filter(|(_, s)| s.len() == 6).count() as u64;
+            prop_assert_eq!(stats.time_to_assign_ms.count, assigned);
+            if assigned > 0 {
+                prop_assert_eq!(stats.offers_per_order, Some(2.0));
+            }
+            let per_minute: u64 = stats.orders.per_minute.iter().map(|m| m.placed).sum();
+            prop_assert_eq!(per_minute, orders.len() as u64);
+        }
+    }
+}
