@@ -365,8 +365,9 @@ mod tests {
             for pick in &picks {
                 advance(pick.index(orders.len()), &mut log);
             }
-            for i in 0..orders.len() {
-                for _ in 0..orders[i].1.len() {
+            let lengths: Vec<usize> = orders.iter().map(|(_, stages)| stages.len()).collect();
+            for (i, len) in lengths.into_iter().enumerate() {
+                for _ in 0..len {
                     advance(i, &mut log);
                 }
             }
