@@ -444,6 +444,18 @@ impl Handler<RunTimers> for Dispatcher {
     }
 }
 
+/// The rider's open offer, as pushed.
+#[derive(Message)]
+#[rtype(result = "Option<crate::wire::ServerMessage>")]
+pub struct GetOpenOffer(pub RiderId);
+
+impl Handler<GetOpenOffer> for Dispatcher {
+    type Result = MessageResult<GetOpenOffer>;
+    fn handle(&mut self, msg: GetOpenOffer, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.board.open_offer(msg.0, self.now()))
+    }
+}
+
 /// Counts for `/metrics` and the ops view.
 #[derive(Message)]
 #[rtype(result = "DispatchStats")]

@@ -235,6 +235,23 @@ impl Board {
     }
 
     /// A rider's answer to its open offer.
+    /// The offer a rider has open now, as it was pushed (for a socket that reconnects: offers
+    /// are not in the event log).
+    pub fn open_offer(&self, rider: RiderId, now: DateTime<Utc>) -> Option<ServerMessage> {
+        let offer = self
+            .riders
+            .get(&rider)?
+            .offer
+            .filter(|o| o.expires_at > now)?;
+        let job = self.jobs.get(&offer.order_id)?;
+        Some(ServerMessage::Offer {
+            order_id: offer.order_id,
+            restaurant: job.restaurant.clone(),
+            delivery: job.delivery.clone(),
+            expires_at: offer.expires_at,
+        })
+    }
+
     /// Riders offered the order so far (its tried list).
     pub fn offered(&self, order_id: OrderId) -> u32 {
         self.jobs

@@ -227,3 +227,29 @@ async fn a_since_older_than_the_retained_log_asks_for_a_resync() {
     assert_eq!(m["type"], "resync_required", "{m}");
     assert!(seq(&m) >= seq(&first));
 }
+
+#[actix_web::test]
+async fn a_rider_reconnecting_finds_the_offer_made_while_it_was_away() {
+    let app = spawn_app().await;
+    let restaurant = app.restaurant().await;
+    let (_, customer) = app.customer().await;
+    let (rider, rider_token) = app
+        .available_rider_at(crate::helpers::north(300.0))
+        .await;
+    let order = app.place(&customer, &restaurant.0).await;
+    app.accept(&restaurant, &order).await;
+    let state = app.rider_state(&rider).await;
+    assert_eq!(state["offer"]["order_id"], order.as_str(), "{state}");
+
+    let mut ws = app.ws_since(&rider_token, 0).await;
+    let offer = ws.until(is_type("offer")).await;
+    assert_eq!(offer["order_id"], order.as_str());
+    assert!(offer["restaurant"]["name"].is_string());
+    assert!(offer["seq"].is_i64());
+    // It can be answered over the same socket.
+    ws.send(json!({"type": "accept", "order_id": order})).await;
+    let assigned = ws
+        .until(|m| m["type"] == "order.updated" && m["order"]["stage"] == "rider_assigned")
+        .await;
+    assert_eq!(assigned["order"]["rider_id"], rider.as_str());
+}

@@ -2,7 +2,8 @@
 
 use super::Engine;
 use crate::actors::dispatcher::{
-    AnswerOffer, AssignmentRecorded, GetRider, GetStats, SetRiderStatus, UpdateLocation,
+    AnswerOffer, AssignmentRecorded, GetOpenOffer, GetRider, GetStats, SetRiderStatus,
+    UpdateLocation,
 };
 use crate::actors::error::EngineError;
 use crate::dispatch::DispatchStats;
@@ -67,6 +68,12 @@ impl Engine {
             })
             .await?
             .map(|_| ())
+    }
+
+    /// The rider's open offer as its push (JSON), if it has one.
+    pub async fn open_offer(&self, rider: RiderId) -> Result<Option<String>, EngineError> {
+        let offer = self.dispatcher.send(GetOpenOffer(rider)).await?;
+        Ok(offer.map(|m| m.to_json()))
     }
 
     pub async fn dispatch_stats(&self) -> Result<DispatchStats, EngineError> {

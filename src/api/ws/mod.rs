@@ -28,7 +28,7 @@ use super::gate::client_addr;
 use super::limits::{self, Class, Key, RateLimiter};
 use crate::actors::Engine;
 use crate::domain::{CustomerId, LatLng, OrderId, RestaurantId, RiderId};
-use crate::events::hub::Audience;
+use crate::events::hub::{Audience, stamp};
 use frames::FrameGuard;
 use sockets::Cutter;
 
@@ -172,6 +172,14 @@ async fn run(
             Err(end) => return finish(link, end).await,
         },
     };
+    // Offers are not in the event log: a rider's socket starts with the one it has open.
+    if let Audience::Rider(rider) = audience
+        && let Ok(Some(offer)) = engine.open_offer(rider).await
+        && let Err(end) = link.send(&stamp(&offer, engine.hub().head())).await
+    {
+        engine.hub().unsubscribe(sub.audience, sub.id);
+        return finish(link, end).await;
+    }
     let mut stream = stream;
     let mut heartbeat = tokio::time::interval(link.rules.heartbeat);
     let mut last_pong = Instant::now();
