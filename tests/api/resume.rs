@@ -233,9 +233,7 @@ async fn a_rider_reconnecting_finds_the_offer_made_while_it_was_away() {
     let app = spawn_app().await;
     let restaurant = app.restaurant().await;
     let (_, customer) = app.customer().await;
-    let (rider, rider_token) = app
-        .available_rider_at(crate::helpers::north(300.0))
-        .await;
+    let (rider, rider_token) = app.available_rider_at(crate::helpers::north(300.0)).await;
     let order = app.place(&customer, &restaurant.0).await;
     app.accept(&restaurant, &order).await;
     let state = app.rider_state(&rider).await;

@@ -204,7 +204,7 @@ async fn run(
                     Some(Ok(actix_ws::AggregatedMessage::Close(_))) => break End::Gone,
                     Some(Ok(actix_ws::AggregatedMessage::Binary(_))) => {
                         bad_frames += 1;
-                        if let Err(end) = link.send(&ApiError::invalid("frames must be JSON text").to_message().to_json()).await { break end; }
+                        if let Err(end) = link.send(&reply(&engine, &ApiError::invalid("frames must be JSON text"))).await { break end; }
                         if bad_frames >= MAX_BAD_FRAMES { break End::Close(policy_close()); }
                         continue;
                     }
@@ -213,7 +213,7 @@ async fn run(
                     Ok(()) => bad_frames = 0,
                     Err(e) => {
                         if e.code == "invalid_request" { bad_frames += 1; }
-                        if let Err(end) = link.send(&e.to_message().to_json()).await { break end; }
+                        if let Err(end) = link.send(&reply(&engine, &e)).await { break end; }
                         if bad_frames >= MAX_BAD_FRAMES { break End::Close(policy_close()); }
                     }
                 }
@@ -255,6 +255,11 @@ async fn finish(mut link: Link, end: End) {
             link.cutter.cut();
         }
     }
+}
+
+/// An error answering a client frame, stamped like every message the socket carries.
+fn reply(engine: &Engine, e: &ApiError) -> std::sync::Arc<str> {
+    stamp(&e.to_message().to_json(), engine.hub().head())
 }
 
 fn policy_close() -> CloseReason {
