@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::ArbiterHandle;
-use tokio::sync::{Notify, mpsc};
+use tokio::sync::mpsc;
 
 use super::analytics::Analytics;
 use super::consumer::{Consumer, ConsumerStats, RetryPolicy, Runtime};
@@ -18,6 +18,7 @@ use super::hub::Hub;
 use super::kafka::{KafkaOptions, KafkaPublisher};
 use super::probe::Probe;
 use super::publisher::Publisher;
+use super::relay::CommitSignal;
 use super::sources::{OutboxCursor, RedisGroup, Source};
 use crate::persistence::writer::Writer;
 use crate::persistence::{DeadLetterRecord, Store};
@@ -53,7 +54,7 @@ struct Context {
     store: Store,
     writer: Writer,
     hub: Hub,
-    wake: Arc<Notify>,
+    wake: CommitSignal,
     arbiter: ArbiterHandle,
     /// This process's name within consumer groups: unique per run, so a restarted process's
     /// old pending messages are claimed like any stopped consumer's.
@@ -87,7 +88,7 @@ impl Backbone {
         store: Store,
         writer: Writer,
         hub: Hub,
-        wake: Arc<Notify>,
+        wake: CommitSignal,
         arbiter: ArbiterHandle,
     ) -> Self {
         let cx = Context {

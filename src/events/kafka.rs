@@ -9,17 +9,17 @@
 
 use std::collections::hash_map::Entry;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::time::Duration;
 
 use rskafka::client::partition::{Compression, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use rskafka::record::Record;
-use tokio::sync::Notify;
 
 use super::family::{Family, WireEvent};
+use super::publisher::CursorSaver;
+use super::relay::CommitSignal;
 use crate::persistence::writer::Writer;
-use crate::persistence::{CommittedEvent, Store, Write, WriteUnit};
+use crate::persistence::{CommittedEvent, Store};
 
 /// The publisher's name in `outbox_cursors`.
 pub const CURSOR: &str = "kafka";
@@ -54,13 +54,13 @@ pub struct KafkaPublisher {
     store: Store,
     writer: Writer,
     options: KafkaOptions,
-    wake: Arc<Notify>,
+    wake: CommitSignal,
 }
 
 type Failure = String;
 
 impl KafkaPublisher {
-    pub fn new(store: Store, writer: Writer, options: KafkaOptions, wake: Arc<Notify>) -> Self {
+    pub fn new(store: Store, writer: Writer, options: KafkaOptions, wake: CommitSignal) -> Self {
         Self {
             store,
             writer,
@@ -70,7 +70,7 @@ impl KafkaPublisher {
     }
 
     /// Runs for the life of the process.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let (client, partitions) = self.connect().await;
         let mut producers: HashMap<(Family, i32), PartitionClient> = HashMap::new();
         let mut cursor = loop {
@@ -83,6 +83,7 @@ impl KafkaPublisher {
             }
         };
         let mut backoff = Duration::from_millis(100);
+        let mut saver = CursorSaver::new(CURSOR, self.writer.clone(), cursor);
         loop {
             let page = match self.store.events_after(cursor, PAGE).await {
                 Ok(page) => page,
@@ -93,10 +94,8 @@ impl KafkaPublisher {
                 }
             };
             let Some(last) = page.last().map(|e| e.seq) else {
-                tokio::select! {
-                    () = self.wake.notified() => {}
-                    () = tokio::time::sleep(IDLE) => {}
-                }
+                saver.maybe_save(cursor, true).await;
+                self.wake.wait(IDLE).await;
                 continue;
             };
             match self
@@ -106,11 +105,7 @@ impl KafkaPublisher {
                 Ok(()) => {
                     backoff = Duration::from_millis(100);
                     cursor = last;
-                    let unit = WriteUnit::one(Write::SaveCursor {
-                        consumer: CURSOR,
-                        seq: cursor,
-                    });
-                    self.writer.submit_detached(unit, "kafka cursor").await;
+                    saver.maybe_save(cursor, false).await;
                 }
                 Err(error) => {
                     metrics::counter!("dabba_kafka_publish_errors_total").increment(1);

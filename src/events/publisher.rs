@@ -8,14 +8,13 @@
 //! until it is back, then catches up in order.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
-use tokio::sync::Notify;
 
 use super::family::{Family, WireEvent, entry_id, seq_of, stream_key};
+use super::relay::CommitSignal;
 use crate::persistence::writer::Writer;
 use crate::persistence::{CommittedEvent, Store, Write, WriteUnit};
 
@@ -29,6 +28,42 @@ const IDLE: Duration = Duration::from_millis(200);
 const LENGTH_EVERY: Duration = Duration::from_secs(5);
 /// Streams keep at least this much history (trimmed approximately beyond it).
 pub const KEEP: chrono::Duration = chrono::Duration::hours(25);
+
+/// Saves a publisher's cursor at most twice a second (and when it falls idle): a crash
+/// republishes at most that much, which the streams skip or consumers dedupe, while a write
+/// per published page would add a row to nearly every commit.
+pub struct CursorSaver {
+    name: &'static str,
+    writer: Writer,
+    saved: i64,
+    saved_at: std::time::Instant,
+}
+
+impl CursorSaver {
+    const EVERY: Duration = Duration::from_millis(500);
+
+    pub fn new(name: &'static str, writer: Writer, saved: i64) -> Self {
+        Self {
+            name,
+            writer,
+            saved,
+            saved_at: std::time::Instant::now(),
+        }
+    }
+
+    /// Saves `cursor` if it moved and the last save is old enough (or `idle`).
+    pub async fn maybe_save(&mut self, cursor: i64, idle: bool) {
+        if cursor > self.saved && (idle || self.saved_at.elapsed() >= Self::EVERY) {
+            self.saved = cursor;
+            self.saved_at = std::time::Instant::now();
+            let unit = WriteUnit::one(Write::SaveCursor {
+                consumer: self.name,
+                seq: cursor,
+            });
+            self.writer.submit_detached(unit, "publisher cursor").await;
+        }
+    }
+}
 
 /// The sequence the log had at each minute, so streams can be trimmed by age while their
 /// entry ids are sequences.
@@ -69,7 +104,7 @@ pub struct Publisher {
     writer: Writer,
     redis: ConnectionManager,
     prefix: String,
-    wake: Arc<Notify>,
+    wake: CommitSignal,
 }
 
 impl Publisher {
@@ -78,7 +113,7 @@ impl Publisher {
         writer: Writer,
         redis: ConnectionManager,
         prefix: String,
-        wake: Arc<Notify>,
+        wake: CommitSignal,
     ) -> Self {
         Self {
             store,
@@ -90,7 +125,7 @@ impl Publisher {
     }
 
     /// Runs for the life of the process.
-    pub async fn run(self) {
+    pub async fn run(mut self) {
         let mut horizon = Horizon::default();
         let mut tops: Option<HashMap<Family, i64>> = None;
         let mut backoff = Duration::from_millis(100);
@@ -104,6 +139,7 @@ impl Publisher {
                 }
             }
         };
+        let mut saver = CursorSaver::new(CURSOR, self.writer.clone(), cursor);
         loop {
             if measured.elapsed() >= LENGTH_EVERY {
                 measured = std::time::Instant::now();
@@ -118,10 +154,8 @@ impl Publisher {
                 }
             };
             let Some(last) = page.last().map(|e| e.seq) else {
-                tokio::select! {
-                    () = self.wake.notified() => {}
-                    () = tokio::time::sleep(IDLE) => {}
-                }
+                saver.maybe_save(cursor, true).await;
+                self.wake.wait(IDLE).await;
                 continue;
             };
             let known = match tops.take() {
@@ -140,13 +174,7 @@ impl Publisher {
                     tops = Some(trial);
                     backoff = Duration::from_millis(100);
                     cursor = last;
-                    let unit = WriteUnit::one(Write::SaveCursor {
-                        consumer: CURSOR,
-                        seq: cursor,
-                    });
-                    self.writer
-                        .submit_detached(unit, "stream publisher cursor")
-                        .await;
+                    saver.maybe_save(cursor, false).await;
                 }
                 // The tops are read again: Redis may have lost or refused part of the page.
                 Err(error) => self.failed(&error, &mut backoff).await,

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Notify;
+use tokio::sync::watch;
 
 use super::hub::{Audience, Hub};
 use crate::domain::Order;
@@ -45,8 +45,24 @@ pub struct Relay {
     published: AtomicI64,
     /// Highest sequence recorded in `outbox_cursors`.
     saved: AtomicI64,
-    /// Woken on every commit: the stream publisher and outbox consumers wait on it.
-    wake: Arc<Notify>,
+    /// The last sequence committed: the stream publishers and outbox consumers wait on it.
+    commits: watch::Sender<i64>,
+}
+
+/// Wakes a reader of the log after a commit without losing a wake-up: a reader that was busy
+/// when a commit landed finds it marked the next time it waits.
+#[derive(Clone)]
+pub struct CommitSignal(watch::Receiver<i64>);
+
+impl CommitSignal {
+    /// Returns after the next commit (or one since the last wait), or after `at_most`.
+    pub async fn wait(&mut self, at_most: std::time::Duration) {
+        match tokio::time::timeout(at_most, self.0.changed()).await {
+            Ok(Ok(())) | Err(_) => {}
+            // The relay is gone (the engine stopped): never spin.
+            Ok(Err(_)) => tokio::time::sleep(at_most).await,
+        }
+    }
 }
 
 impl Relay {
@@ -57,13 +73,13 @@ impl Relay {
             hub,
             published: AtomicI64::new(cursor),
             saved: AtomicI64::new(cursor),
-            wake: Arc::default(),
+            commits: watch::Sender::new(cursor),
         })
     }
 
-    /// Notified after every commit that appended events.
-    pub fn wake(&self) -> Arc<Notify> {
-        self.wake.clone()
+    /// A signal of commits that appended events.
+    pub fn signal(&self) -> CommitSignal {
+        CommitSignal(self.commits.subscribe())
     }
 
     /// Hands on every event committed after the cursor but never published (the process
@@ -116,8 +132,8 @@ impl EventSink for Relay {
                     .increment(1);
             }
         }
-        if !events.is_empty() {
-            self.wake.notify_waiters();
+        if let Some(last) = events.last() {
+            self.commits.send_replace(last.seq);
         }
     }
 }

@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
-use tokio::sync::Notify;
 
 use super::family::{Family, WireEvent, entry_id, seq_of, stream_key};
+use super::relay::CommitSignal;
 use crate::persistence::writer::Writer;
 use crate::persistence::{CommittedEvent, DeadLetterRecord, Store, Write, WriteUnit};
 
@@ -342,7 +342,7 @@ pub struct OutboxCursor {
     in_flight: BTreeSet<i64>,
     saved: i64,
     saved_at: Instant,
-    wake: Arc<Notify>,
+    wake: CommitSignal,
     head: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
 
@@ -352,7 +352,7 @@ impl OutboxCursor {
         writer: Writer,
         families: &[Family],
         durable: Option<&'static str>,
-        wake: Arc<Notify>,
+        wake: CommitSignal,
         head: Arc<dyn Fn() -> i64 + Send + Sync>,
     ) -> Self {
         Self {
@@ -384,10 +384,7 @@ impl OutboxCursor {
             .await
             .map_err(|e| e.to_string())?;
         if page.is_empty() {
-            tokio::select! {
-                () = self.wake.notified() => {}
-                () = tokio::time::sleep(block) => {}
-            }
+            self.wake.wait(block).await;
             return Ok(Vec::new());
         }
         let mut out = Vec::new();
