@@ -18,8 +18,8 @@ use super::hub::Hub;
 use super::kafka::{KafkaOptions, KafkaPublisher};
 use super::probe::Probe;
 use super::publisher::Publisher;
-use super::relay::CommitSignal;
 use super::sources::{OutboxCursor, RedisGroup, Source};
+use super::tail::LogFeed;
 use crate::persistence::writer::Writer;
 use crate::persistence::{DeadLetterRecord, Store};
 
@@ -54,7 +54,7 @@ struct Context {
     store: Store,
     writer: Writer,
     hub: Hub,
-    wake: CommitSignal,
+    feed: LogFeed,
     arbiter: ArbiterHandle,
     /// This process's name within consumer groups: unique per run, so a restarted process's
     /// old pending messages are claimed like any stopped consumer's.
@@ -88,7 +88,7 @@ impl Backbone {
         store: Store,
         writer: Writer,
         hub: Hub,
-        wake: CommitSignal,
+        feed: LogFeed,
         arbiter: ArbiterHandle,
     ) -> Self {
         let cx = Context {
@@ -97,7 +97,7 @@ impl Backbone {
             store,
             writer,
             hub,
-            wake,
+            feed,
             arbiter,
         };
         if let Some(url) = cx.options.redis_url.clone() {
@@ -105,19 +105,19 @@ impl Backbone {
                 cx.store.clone(),
                 cx.writer.clone(),
                 cx.options.prefix.clone(),
-                cx.wake.clone(),
+                cx.feed.clone(),
             );
             cx.arbiter.spawn(async move {
                 let redis = connect_retrying(&url, Duration::from_secs(5)).await;
-                let (store, writer, prefix, wake) = publisher;
-                Publisher::new(store, writer, redis, prefix, wake)
+                let (store, writer, prefix, feed) = publisher;
+                Publisher::new(store, writer, redis, prefix, feed)
                     .run()
                     .await;
             });
         }
         if let Some(kafka) = cx.options.kafka.clone() {
             let publisher =
-                KafkaPublisher::new(cx.store.clone(), cx.writer.clone(), kafka, cx.wake.clone());
+                KafkaPublisher::new(cx.store.clone(), cx.writer.clone(), kafka, cx.feed.clone());
             cx.arbiter.spawn(publisher.run());
         }
         let mut backbone = Self {
@@ -145,15 +145,15 @@ impl Backbone {
                 cx.writer.clone(),
                 families,
                 durable,
-                cx.wake.clone(),
+                cx.feed.clone(),
                 Arc::new(move || hub.head()),
             ))
         };
         // A Redis group is connected on the backbone's thread (retrying until Redis answers).
         let source = match (durability, cx.options.redis_url.clone()) {
             (Durability::Group, Some(url)) => Pending::Redis(url),
-            (Durability::Group, None) => Pending::Ready(outbox(Some(name))),
-            (Durability::Rebuilt, _) => Pending::Ready(outbox(None)),
+            (Durability::Group, None) => Pending::Ready(Box::new(outbox(Some(name)))),
+            (Durability::Rebuilt, _) => Pending::Ready(Box::new(outbox(None))),
         };
         let (prefix, member) = (cx.options.prefix.clone(), cx.member.clone());
         let runtime = {
@@ -166,7 +166,7 @@ impl Backbone {
                     let conn = connect_retrying(&url, Duration::from_secs(5)).await;
                     Source::Redis(RedisGroup::new(conn, &prefix, name, member, families))
                 }
-                Pending::Ready(source) => source,
+                Pending::Ready(source) => *source,
             };
             runtime(source).run().await;
         });
@@ -205,7 +205,7 @@ enum Durability {
 
 /// A consumer's source before its task runs.
 enum Pending {
-    Ready(Source),
+    Ready(Box<Source>),
     Redis(String),
 }
 

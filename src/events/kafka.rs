@@ -17,13 +17,13 @@ use rskafka::record::Record;
 
 use super::family::{Family, WireEvent};
 use super::publisher::CursorSaver;
-use super::relay::CommitSignal;
+use super::tail::LogFeed;
 use crate::persistence::writer::Writer;
 use crate::persistence::{CommittedEvent, Store};
 
 /// The publisher's name in `outbox_cursors`.
 pub const CURSOR: &str = "kafka";
-const PAGE: i64 = 1_000;
+const PAGE: usize = 1_000;
 const IDLE: Duration = Duration::from_millis(200);
 
 #[derive(Clone, Debug)]
@@ -54,23 +54,23 @@ pub struct KafkaPublisher {
     store: Store,
     writer: Writer,
     options: KafkaOptions,
-    wake: CommitSignal,
+    feed: LogFeed,
 }
 
 type Failure = String;
 
 impl KafkaPublisher {
-    pub fn new(store: Store, writer: Writer, options: KafkaOptions, wake: CommitSignal) -> Self {
+    pub fn new(store: Store, writer: Writer, options: KafkaOptions, feed: LogFeed) -> Self {
         Self {
             store,
             writer,
             options,
-            wake,
+            feed,
         }
     }
 
     /// Runs for the life of the process.
-    pub async fn run(mut self) {
+    pub async fn run(self) {
         let (client, partitions) = self.connect().await;
         let mut producers: HashMap<(Family, i32), PartitionClient> = HashMap::new();
         let mut cursor = loop {
@@ -84,18 +84,24 @@ impl KafkaPublisher {
         };
         let mut backoff = Duration::from_millis(100);
         let mut saver = CursorSaver::new(CURSOR, self.writer.clone(), cursor);
+        let mut tail = self.feed.tail(self.store.clone(), cursor);
+        // A page the broker refused, produced again before reading more.
+        let mut unpublished: Vec<CommittedEvent> = Vec::new();
         loop {
-            let page = match self.store.events_after(cursor, PAGE).await {
-                Ok(page) => page,
-                Err(error) => {
-                    tracing::warn!(%error, "kafka publisher: outbox unreadable; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+            let page = if unpublished.is_empty() {
+                match tail.next(PAGE, IDLE).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        tracing::warn!(%error, "kafka publisher: outbox unreadable; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
                 }
+            } else {
+                std::mem::take(&mut unpublished)
             };
             let Some(last) = page.last().map(|e| e.seq) else {
                 saver.maybe_save(cursor, true).await;
-                self.wake.wait(IDLE).await;
                 continue;
             };
             match self
@@ -110,6 +116,7 @@ impl KafkaPublisher {
                 Err(error) => {
                     metrics::counter!("dabba_kafka_publish_errors_total").increment(1);
                     tracing::warn!(%error, retry_in = ?backoff, "kafka publisher: produce failed; retrying");
+                    unpublished = page;
                     // Partition leaders may have moved: ask again.
                     producers.clear();
                     tokio::time::sleep(backoff).await;

@@ -12,3 +12,4 @@ pub mod probe;
 pub mod publisher;
 pub mod relay;
 pub mod sources;
+pub mod tail;

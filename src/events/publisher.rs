@@ -14,14 +14,14 @@ use chrono::{DateTime, Utc};
 use redis::aio::ConnectionManager;
 
 use super::family::{Family, WireEvent, entry_id, seq_of, stream_key};
-use super::relay::CommitSignal;
+use super::tail::LogFeed;
 use crate::persistence::writer::Writer;
 use crate::persistence::{CommittedEvent, Store, Write, WriteUnit};
 
 /// The publisher's name in `outbox_cursors`.
 pub const CURSOR: &str = "redis_streams";
 /// Events read from the outbox and published per round.
-const PAGE: i64 = 1_000;
+const PAGE: usize = 1_000;
 /// How long an idle publisher sleeps when no commit wakes it.
 const IDLE: Duration = Duration::from_millis(200);
 /// How often stream lengths are measured.
@@ -104,7 +104,7 @@ pub struct Publisher {
     writer: Writer,
     redis: ConnectionManager,
     prefix: String,
-    wake: CommitSignal,
+    feed: LogFeed,
 }
 
 impl Publisher {
@@ -113,19 +113,19 @@ impl Publisher {
         writer: Writer,
         redis: ConnectionManager,
         prefix: String,
-        wake: CommitSignal,
+        feed: LogFeed,
     ) -> Self {
         Self {
             store,
             writer,
             redis,
             prefix,
-            wake,
+            feed,
         }
     }
 
     /// Runs for the life of the process.
-    pub async fn run(mut self) {
+    pub async fn run(self) {
         let mut horizon = Horizon::default();
         let mut tops: Option<HashMap<Family, i64>> = None;
         let mut backoff = Duration::from_millis(100);
@@ -140,22 +140,28 @@ impl Publisher {
             }
         };
         let mut saver = CursorSaver::new(CURSOR, self.writer.clone(), cursor);
+        let mut tail = self.feed.tail(self.store.clone(), cursor);
+        // A page Redis refused, tried again before reading more.
+        let mut unpublished: Vec<CommittedEvent> = Vec::new();
         loop {
             if measured.elapsed() >= LENGTH_EVERY {
                 measured = std::time::Instant::now();
                 self.measure_lengths().await;
             }
-            let page = match self.store.events_after(cursor, PAGE).await {
-                Ok(page) => page,
-                Err(error) => {
-                    tracing::warn!(%error, "stream publisher: outbox unreadable; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
+            let page = if unpublished.is_empty() {
+                match tail.next(PAGE, IDLE).await {
+                    Ok(page) => page,
+                    Err(error) => {
+                        tracing::warn!(%error, "stream publisher: outbox unreadable; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
                 }
+            } else {
+                std::mem::take(&mut unpublished)
             };
             let Some(last) = page.last().map(|e| e.seq) else {
                 saver.maybe_save(cursor, true).await;
-                self.wake.wait(IDLE).await;
                 continue;
             };
             let known = match tops.take() {
@@ -163,6 +169,7 @@ impl Publisher {
                 None => match self.stream_tops().await {
                     Ok(t) => t,
                     Err(error) => {
+                        unpublished = page;
                         self.failed(&error, &mut backoff).await;
                         continue;
                     }
@@ -177,7 +184,10 @@ impl Publisher {
                     saver.maybe_save(cursor, false).await;
                 }
                 // The tops are read again: Redis may have lost or refused part of the page.
-                Err(error) => self.failed(&error, &mut backoff).await,
+                Err(error) => {
+                    unpublished = page;
+                    self.failed(&error, &mut backoff).await;
+                }
             }
         }
     }

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
 
 use super::hub::{Audience, Hub};
+use super::tail::LogFeed;
 use crate::domain::Order;
 use crate::persistence::writer::EventSink;
 use crate::persistence::{
@@ -45,24 +45,8 @@ pub struct Relay {
     published: AtomicI64,
     /// Highest sequence recorded in `outbox_cursors`.
     saved: AtomicI64,
-    /// The last sequence committed: the stream publishers and outbox consumers wait on it.
-    commits: watch::Sender<i64>,
-}
-
-/// Wakes a reader of the log after a commit without losing a wake-up: a reader that was busy
-/// when a commit landed finds it marked the next time it waits.
-#[derive(Clone)]
-pub struct CommitSignal(watch::Receiver<i64>);
-
-impl CommitSignal {
-    /// Returns after the next commit (or one since the last wait), or after `at_most`.
-    pub async fn wait(&mut self, at_most: std::time::Duration) {
-        match tokio::time::timeout(at_most, self.0.changed()).await {
-            Ok(Ok(())) | Err(_) => {}
-            // The relay is gone (the engine stopped): never spin.
-            Ok(Err(_)) => tokio::time::sleep(at_most).await,
-        }
-    }
+    /// Every commit's events for the backbone's readers (publishers, consumers).
+    feed: LogFeed,
 }
 
 impl Relay {
@@ -73,13 +57,13 @@ impl Relay {
             hub,
             published: AtomicI64::new(cursor),
             saved: AtomicI64::new(cursor),
-            commits: watch::Sender::new(cursor),
+            feed: LogFeed::default(),
         })
     }
 
-    /// A signal of commits that appended events.
-    pub fn signal(&self) -> CommitSignal {
-        CommitSignal(self.commits.subscribe())
+    /// The committed events, as they commit, for readers of the log.
+    pub fn feed(&self) -> LogFeed {
+        self.feed.clone()
     }
 
     /// Hands on every event committed after the cursor but never published (the process
@@ -132,8 +116,6 @@ impl EventSink for Relay {
                     .increment(1);
             }
         }
-        if let Some(last) = events.last() {
-            self.commits.send_replace(last.seq);
-        }
+        self.feed.committed(events);
     }
 }

@@ -9,7 +9,7 @@ use redis::aio::ConnectionManager;
 use redis::streams::{StreamAutoClaimReply, StreamId, StreamReadReply};
 
 use super::family::{Family, WireEvent, entry_id, seq_of, stream_key};
-use super::relay::CommitSignal;
+use super::tail::{LogFeed, LogTail};
 use crate::persistence::writer::Writer;
 use crate::persistence::{CommittedEvent, DeadLetterRecord, Store, Write, WriteUnit};
 
@@ -336,13 +336,15 @@ pub struct OutboxCursor {
     /// Where the cursor is saved; `None` starts at the log's beginning every run (a consumer
     /// that rebuilds its state from the retained log).
     durable: Option<&'static str>,
+    /// The log from the cursor on (made at `init`, once the saved cursor is known).
+    tail: Option<LogTail>,
     /// The last sequence read.
     next: i64,
     /// Read but not yet done.
     in_flight: BTreeSet<i64>,
     saved: i64,
     saved_at: Instant,
-    wake: CommitSignal,
+    feed: LogFeed,
     head: Arc<dyn Fn() -> i64 + Send + Sync>,
 }
 
@@ -352,7 +354,7 @@ impl OutboxCursor {
         writer: Writer,
         families: &[Family],
         durable: Option<&'static str>,
-        wake: CommitSignal,
+        feed: LogFeed,
         head: Arc<dyn Fn() -> i64 + Send + Sync>,
     ) -> Self {
         Self {
@@ -360,11 +362,12 @@ impl OutboxCursor {
             writer,
             families: families.to_vec(),
             durable,
+            tail: None,
             next: 0,
             in_flight: BTreeSet::new(),
             saved: 0,
             saved_at: Instant::now(),
-            wake,
+            feed,
             head,
         }
     }
@@ -374,17 +377,17 @@ impl OutboxCursor {
             self.next = self.store.cursor(name).await.map_err(|e| e.to_string())?;
             self.saved = self.next;
         }
+        self.tail = Some(self.feed.tail(self.store.clone(), self.next));
         Ok(())
     }
 
     async fn read(&mut self, count: usize, block: Duration) -> Result<Vec<Delivery>, String> {
-        let page = self
-            .store
-            .events_after(self.next, count as i64)
-            .await
-            .map_err(|e| e.to_string())?;
+        let tail = self
+            .tail
+            .as_mut()
+            .ok_or("the outbox cursor was not started")?;
+        let page = tail.next(count, block).await.map_err(|e| e.to_string())?;
         if page.is_empty() {
-            self.wake.wait(block).await;
             return Ok(Vec::new());
         }
         let mut out = Vec::new();

@@ -141,7 +141,7 @@ impl Engine {
             services.store.clone(),
             services.writer.clone(),
             services.hub.clone(),
-            relay.signal(),
+            relay.feed(),
             backbone_arbiter.handle(),
         );
         let for_dispatcher = services.clone();
