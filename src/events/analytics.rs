@@ -16,7 +16,6 @@ use super::consumer::{Consumer, Handling};
 use super::family::Family;
 use crate::domain::{OrderId, Stage, Status};
 use crate::persistence::CommittedEvent;
-use crate::wire::OrderView;
 
 /// Minutes of per-minute counts kept.
 const MINUTES_KEPT: usize = 24 * 60;
@@ -70,9 +69,23 @@ pub struct Analytics {
     figures: Mutex<Figures>,
 }
 
+/// What the figures need of a pushed order (the rest of the object is skipped unread).
 #[derive(Deserialize)]
 struct Pushed {
-    order: OrderView,
+    order: OrderFacts,
+}
+
+#[derive(Deserialize)]
+struct OrderFacts {
+    id: OrderId,
+    rider_id: Option<uuid::Uuid>,
+    status: Status,
+    stage: Stage,
+    placed_at: DateTime<Utc>,
+    version: u64,
+    refund: Option<crate::domain::order::Refund>,
+    #[serde(default)]
+    offers: u32,
 }
 
 impl Analytics {

@@ -15,6 +15,10 @@ use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::persistence::{CommittedEvent, Store, StoreResult};
 
+/// A live reader takes what accumulated over at least this long per round: on a busy server
+/// a wake-up per commit would make the backbone's thread compete with the commit path for
+/// the cores a few hundred times a second (Kafka producers call this `linger.ms`).
+const LINGER: Duration = Duration::from_millis(20);
 /// Commit batches the feed holds for a slow reader before it must catch up from the outbox.
 const FEED_BATCHES: usize = 8_192;
 
@@ -55,6 +59,7 @@ impl LogFeed {
             after,
             live: false,
             buffered: VecDeque::new(),
+            last_round: std::time::Instant::now(),
         }
     }
 }
@@ -67,6 +72,7 @@ pub struct LogTail {
     /// Caught up: reading from the feed.
     live: bool,
     buffered: VecDeque<CommittedEvent>,
+    last_round: std::time::Instant,
 }
 
 impl LogTail {
@@ -93,8 +99,13 @@ impl LogTail {
                     return Ok(page);
                 }
             }
+            let since = self.last_round.elapsed();
+            if since < LINGER {
+                tokio::time::sleep(LINGER - since).await;
+            }
             let out = self.take(limit);
             if !out.is_empty() || waited {
+                self.last_round = std::time::Instant::now();
                 return Ok(out);
             }
             if !self.live {
