@@ -14,6 +14,7 @@ use tokio::sync::mpsc;
 
 use super::analytics::Analytics;
 use super::consumer::{Consumer, ConsumerStats, RetryPolicy, Runtime};
+use super::fanout::Fanout;
 use super::hub::Hub;
 use super::kafka::{KafkaOptions, KafkaPublisher};
 use super::probe::Probe;
@@ -125,6 +126,12 @@ impl Backbone {
             analytics: Arc::default(),
             probe: cx.options.probe.then(Arc::default),
         };
+        // Every node pushes to its own sockets: the fan-out reads the log locally.
+        backbone.consume(
+            &cx,
+            Arc::new(Fanout::new(cx.hub.clone())),
+            Durability::Local,
+        );
         // Analytics rebuilds its figures from the retained log at every start.
         backbone.consume(&cx, backbone.analytics.clone(), Durability::Rebuilt);
         if let Some(probe) = backbone.probe.clone() {
@@ -139,21 +146,25 @@ impl Backbone {
         let (replays, replay_rx) = mpsc::channel(1_024);
         let stats = Arc::new(ConsumerStats::default());
         let hub = cx.hub.clone();
-        let outbox = |durable| {
-            Source::Outbox(OutboxCursor::new(
+        let cursor = |durable| {
+            let hub = hub.clone();
+            OutboxCursor::new(
                 cx.store.clone(),
                 cx.writer.clone(),
                 families,
                 durable,
                 cx.feed.clone(),
                 Arc::new(move || hub.head()),
-            ))
+            )
         };
+        let outbox = |durable| Source::Outbox(cursor(durable));
+        let outbox_eager = |name| Source::Outbox(cursor(Some(name)).eager());
         // A Redis group is connected on the backbone's thread (retrying until Redis answers).
         let source = match (durability, cx.options.redis_url.clone()) {
             (Durability::Group, Some(url)) => Pending::Redis(url),
             (Durability::Group, None) => Pending::Ready(Box::new(outbox(Some(name)))),
             (Durability::Rebuilt, _) => Pending::Ready(Box::new(outbox(None))),
+            (Durability::Local, _) => Pending::Ready(Box::new(outbox_eager(name))),
         };
         let (prefix, member) = (cx.options.prefix.clone(), cx.member.clone());
         let runtime = {
@@ -201,6 +212,9 @@ enum Durability {
     Group,
     /// Nowhere: it reads the retained log from its beginning at every start.
     Rebuilt,
+    /// A saved outbox cursor, never a Redis group (every node must see every event), and no
+    /// linger.
+    Local,
 }
 
 /// A consumer's source before its task runs.

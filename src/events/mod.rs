@@ -5,6 +5,7 @@ pub mod analytics;
 pub mod backbone;
 pub mod consumer;
 pub mod family;
+pub mod fanout;
 pub mod hub;
 pub mod kafka;
 pub mod positions;

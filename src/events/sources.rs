@@ -338,6 +338,8 @@ pub struct OutboxCursor {
     durable: Option<&'static str>,
     /// The log from the cursor on (made at `init`, once the saved cursor is known).
     tail: Option<LogTail>,
+    /// Take each commit as it lands instead of lingering (the WebSocket fan-out).
+    eager: bool,
     /// The last sequence read.
     next: i64,
     /// Read but not yet done.
@@ -363,6 +365,7 @@ impl OutboxCursor {
             families: families.to_vec(),
             durable,
             tail: None,
+            eager: false,
             next: 0,
             in_flight: BTreeSet::new(),
             saved: 0,
@@ -372,12 +375,22 @@ impl OutboxCursor {
         }
     }
 
+    /// Takes each commit as it lands (no linger).
+    pub fn eager(mut self) -> Self {
+        self.eager = true;
+        self
+    }
+
     async fn init(&mut self) -> Result<(), String> {
         if let Some(name) = self.durable {
             self.next = self.store.cursor(name).await.map_err(|e| e.to_string())?;
             self.saved = self.next;
         }
-        self.tail = Some(self.feed.tail(self.store.clone(), self.next));
+        self.tail = Some(if self.eager {
+            self.feed.tail_eager(self.store.clone(), self.next)
+        } else {
+            self.feed.tail(self.store.clone(), self.next)
+        });
         Ok(())
     }
 
@@ -388,6 +401,8 @@ impl OutboxCursor {
             .ok_or("the outbox cursor was not started")?;
         let page = tail.next(count, block).await.map_err(|e| e.to_string())?;
         if page.is_empty() {
+            // Idle: the last events' cursor is saved now rather than with the next event.
+            self.checkpoint().await;
             return Ok(Vec::new());
         }
         let mut out = Vec::new();

@@ -51,9 +51,19 @@ impl LogFeed {
         }
     }
 
-    /// A reader of the events after `after`.
+    /// A reader of the events after `after`, taking what accumulated over [`LINGER`].
     pub fn tail(&self, store: Store, after: i64) -> LogTail {
+        self.tail_lingering(store, after, LINGER)
+    }
+
+    /// A reader that takes each commit as it lands (the WebSocket fan-out).
+    pub fn tail_eager(&self, store: Store, after: i64) -> LogTail {
+        self.tail_lingering(store, after, Duration::ZERO)
+    }
+
+    fn tail_lingering(&self, store: Store, after: i64, linger: Duration) -> LogTail {
         LogTail {
+            linger,
             store,
             feed: self.sender.subscribe(),
             after,
@@ -73,6 +83,7 @@ pub struct LogTail {
     live: bool,
     buffered: VecDeque<CommittedEvent>,
     last_round: std::time::Instant,
+    linger: Duration,
 }
 
 impl LogTail {
@@ -100,8 +111,8 @@ impl LogTail {
                 }
             }
             let since = self.last_round.elapsed();
-            if since < LINGER {
-                tokio::time::sleep(LINGER - since).await;
+            if since < self.linger {
+                tokio::time::sleep(self.linger - since).await;
             }
             let out = self.take(limit);
             if !out.is_empty() || waited {

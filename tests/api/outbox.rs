@@ -5,9 +5,17 @@ use chrono::Utc;
 
 use dabba::domain::order::{NewOrder, new_order};
 use dabba::domain::{CustomerId, Delivery, Item, LatLng, Policy};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dabba::events::consumer::{RetryPolicy, Runtime};
+use dabba::events::family::Family;
+use dabba::events::fanout::{FANOUT, Fanout};
 use dabba::events::hub::{Audience, Hub};
-use dabba::events::relay::{self, Relay};
-use dabba::persistence::writer::EventSink;
+use dabba::events::relay;
+use dabba::events::sources::{OutboxCursor, Source};
+use dabba::events::tail::LogFeed;
+use dabba::persistence::writer::{EventSink, Writer, WriterConfig};
 use dabba::persistence::{Write, WriteUnit};
 
 fn order(customer: CustomerId) -> dabba::domain::Order {
@@ -35,7 +43,7 @@ fn order(customer: CustomerId) -> dabba::domain::Order {
 }
 
 #[actix_web::test]
-async fn committed_events_are_replayed_once_after_a_crash_and_never_twice() {
+async fn committed_events_are_fanned_out_once_after_a_crash_and_never_twice() {
     let (store, dir) = crate::helpers::bare_store().await;
     let customer = CustomerId::new();
     // Three orders committed with their events, as if the process died before handing them on.
@@ -52,31 +60,68 @@ async fn committed_events_are_replayed_once_after_a_crash_and_never_twice() {
         store.apply_batch(&[unit]).await.unwrap();
         placed.push(o.id);
     }
+    let (writer, task) = Writer::new(store.clone(), WriterConfig::default(), Arc::new(Discard));
+    actix_web::rt::spawn(task);
+    let feed = LogFeed::default();
+    // A process: a hub starting at the saved cursor and the fan-out consumer.
+    let start = async |hub: &Hub| {
+        hub.start_at(store.cursor(FANOUT).await.unwrap());
+        let source = Source::Outbox(
+            OutboxCursor::new(
+                store.clone(),
+                writer.clone(),
+                &Family::ALL,
+                Some(FANOUT),
+                feed.clone(),
+                Arc::new(|| 0),
+            )
+            .eager(),
+        );
+        let (_replays, rx) = tokio::sync::mpsc::channel(1);
+        let runtime = Runtime::new(
+            Arc::new(Fanout::new(hub.clone())),
+            source,
+            RetryPolicy::default(),
+            writer.clone(),
+            rx,
+            Arc::default(),
+        );
+        // The task handle, in a tuple: the closure's result is not itself awaited.
+        (actix_web::rt::spawn(runtime.run()),)
+    };
     let hub = Hub::default();
     let mut sub = hub.subscribe(Audience::Customer(customer));
-    let first = Relay::new(hub.clone(), store.cursor(relay::FANOUT).await.unwrap());
-    assert_eq!(first.replay(&store).await.unwrap(), 3);
+    let (first,) = start(&hub).await;
     let mut got: Vec<dabba::domain::OrderId> = vec![];
-    while let Ok(text) = sub.receiver.try_recv() {
-        let v: serde_json::Value = serde_json::from_str(&text.text).unwrap();
+    while got.len() < 3 {
+        let push = tokio::time::timeout(Duration::from_secs(5), sub.receiver.recv())
+            .await
+            .expect("the committed events are handed on")
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_str(&push.text).unwrap();
         got.push(v["order"]["id"].as_str().unwrap().parse().unwrap());
     }
     assert_eq!(got, placed, "in commit order, each once");
 
     // Handing the same committed events on again publishes nothing.
-    let again = store.events_after(0, 100).await.unwrap();
-    first.committed(&again);
-    assert!(sub.receiver.try_recv().is_err());
+    feed.committed(&store.events_after(0, 100).await.unwrap());
+    let quiet = tokio::time::timeout(Duration::from_millis(300), sub.receiver.recv()).await;
+    assert!(quiet.is_err(), "nothing handed on twice");
 
-    // After the cursor is saved, a restarted relay has nothing to replay.
-    store
-        .apply_batch(&[first.checkpoint().expect("the cursor moved")])
-        .await
-        .unwrap();
-    assert!(first.checkpoint().is_none());
-    let restarted = Relay::new(hub.clone(), store.cursor(relay::FANOUT).await.unwrap());
-    assert_eq!(restarted.replay(&store).await.unwrap(), 0);
-    assert!(sub.receiver.try_recv().is_err());
+    // Once the cursor is saved (idle, within about a second), a restarted process hands on
+    // nothing it already had.
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    assert_eq!(store.cursor(FANOUT).await.unwrap(), hub.head());
+    first.abort();
+    let restarted = Hub::default();
+    let mut sub = restarted.subscribe(Audience::Customer(customer));
+    let (second,) = start(&restarted).await;
+    let quiet = tokio::time::timeout(Duration::from_millis(500), sub.receiver.recv()).await;
+    assert!(
+        quiet.is_err(),
+        "a restart re-sends nothing handed on before"
+    );
+    second.abort();
     if let Some(dir) = dir {
         let _ = std::fs::remove_dir_all(dir);
     }

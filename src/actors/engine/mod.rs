@@ -21,9 +21,10 @@ use super::order::{InjectFault, OrderActor};
 use super::services::{DispatchTimings, Services, Shared};
 use crate::domain::{Clock, CustomerId, Order, OrderId, Policy, RestaurantId};
 use crate::events::backbone::{Backbone, BackboneOptions};
+use crate::events::fanout::FANOUT;
 use crate::events::hub::Hub;
 use crate::events::positions::PositionFeed;
-use crate::events::relay::{self, Relay};
+use crate::events::relay::Relay;
 use crate::persistence::writer::{Writer, WriterConfig};
 use crate::persistence::{PurgeReport, SavedResponse, Store, UnitOutcome, Write, WriteUnit};
 
@@ -61,8 +62,6 @@ impl Default for EngineOptions {
 
 /// Idempotency keys are honoured for at least 24 h; they are kept two days.
 const IDEMPOTENCY_KEEP: chrono::Duration = chrono::Duration::days(2);
-/// How often the relay's outbox cursor is saved (a restart replays at most this much).
-const CURSOR_CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 /// Consumed outbox events are kept a week for replays and audits.
 const OUTBOX_KEEP: chrono::Duration = chrono::Duration::days(7);
 
@@ -97,11 +96,10 @@ impl Engine {
             directory.upsert_restaurant(r);
         }
         let hub = Hub::default();
-        let relay = Relay::new(hub.clone(), store.cursor(relay::FANOUT).await?);
-        let replayed = relay.replay(&store).await?;
-        if replayed > 0 {
-            tracing::info!(replayed, "outbox events handed on after restart");
-        }
+        // The fan-out consumer re-sends what was committed after its saved cursor; the
+        // hub's head starts there.
+        hub.start_at(store.cursor(FANOUT).await?);
+        let relay = Relay::new();
         let (writer, writer_task) =
             Writer::new(store.clone(), options.writer.clone(), relay.clone());
         // One thread for the writer, the dispatcher and the order actors: a command and its
@@ -161,7 +159,7 @@ impl Engine {
         for order in unfinished {
             engine.spawn_order(order);
         }
-        engine.spawn_housekeeping(relay, options.retention_every);
+        engine.spawn_housekeeping(options.retention_every);
         // The arbiters run for the life of the process.
         std::mem::forget(arbiter);
         std::mem::forget(backbone_arbiter);
@@ -175,18 +173,8 @@ impl Engine {
         }
     }
 
-    /// Periodic jobs: outbox cursor checkpoints and retention.
-    fn spawn_housekeeping(&self, relay: Arc<Relay>, retention_every: std::time::Duration) {
-        let writer = self.services.writer.clone();
-        self.orders_arbiter.spawn(async move {
-            let mut every = actix_rt::time::interval(CURSOR_CHECKPOINT_EVERY);
-            loop {
-                every.tick().await;
-                if let Some(unit) = relay.checkpoint() {
-                    writer.submit_detached(unit, "outbox cursor").await;
-                }
-            }
-        });
+    /// Periodic jobs: retention.
+    fn spawn_housekeeping(&self, retention_every: std::time::Duration) {
         let engine = self.clone();
         self.orders_arbiter.spawn(async move {
             let mut every = actix_rt::time::interval(retention_every);
