@@ -57,6 +57,9 @@ struct Context {
     hub: Hub,
     feed: LogFeed,
     arbiter: ArbiterHandle,
+    /// The commit thread's arbiter: the fan-out runs there, so a commit's pushes go out
+    /// without waking another thread.
+    commit_arbiter: ArbiterHandle,
     /// This process's name within consumer groups: unique per run, so a restarted process's
     /// old pending messages are claimed like any stopped consumer's.
     member: String,
@@ -83,7 +86,7 @@ pub enum ReplayRefused {
 }
 
 impl Backbone {
-    /// Starts the publisher and the consumers on `arbiter`.
+    /// Starts the publishers and the consumers on `arbiter`, the fan-out on `commit_arbiter`.
     pub fn start(
         options: BackboneOptions,
         store: Store,
@@ -91,6 +94,7 @@ impl Backbone {
         hub: Hub,
         feed: LogFeed,
         arbiter: ArbiterHandle,
+        commit_arbiter: ArbiterHandle,
     ) -> Self {
         let cx = Context {
             member: format!("dabba-{}", uuid::Uuid::new_v4().simple()),
@@ -100,6 +104,7 @@ impl Backbone {
             hub,
             feed,
             arbiter,
+            commit_arbiter,
         };
         if let Some(url) = cx.options.redis_url.clone() {
             let publisher = (
@@ -171,7 +176,11 @@ impl Backbone {
             let (policy, writer, stats) = (cx.options.policy, cx.writer.clone(), stats.clone());
             move |source| Runtime::new(consumer, source, policy, writer, replay_rx, stats)
         };
-        cx.arbiter.spawn(async move {
+        let on = match durability {
+            Durability::Local => &cx.commit_arbiter,
+            Durability::Group | Durability::Rebuilt => &cx.arbiter,
+        };
+        on.spawn(async move {
             let source = match source {
                 Pending::Redis(url) => {
                     let conn = connect_retrying(&url, Duration::from_secs(5)).await;

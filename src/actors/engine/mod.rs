@@ -141,6 +141,7 @@ impl Engine {
             services.hub.clone(),
             relay.feed(),
             backbone_arbiter.handle(),
+            arbiter.handle(),
         );
         let for_dispatcher = services.clone();
         let dispatcher = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
