@@ -13,7 +13,8 @@ RATE=${RATE:-1000}
 DURATION=${DURATION:-60}
 KEEP=$(mktemp -d)
 export BENCH_KEEP=$KEEP
-export SERVER_ENV="DABBA_STREAM_PREFIX=bench-$$-$RANDOM ${SERVER_ENV:-}"
+PREFIX=bench-$$-$RANDOM
+export SERVER_ENV="DABBA_STREAM_PREFIX=$PREFIX ${SERVER_ENV:-}"
 [ -n "${SERVER_BIN:-}" ] && export DABBA_SERVER_BIN=$SERVER_BIN
 bash benches/load.sh --duration "${DURATION}s" --orders-per-sec "$RATE" --location-interval 5s "$@"
 m=$KEEP/dabba-bench-metrics.txt
@@ -26,3 +27,6 @@ echo "publish errors: $(awk '/^dabba_stream_publish_errors_total/ {s += $2} END 
 echo "consumers at the end (lag = events not yet delivered):"
 grep -E '^dabba_consumer_(lag|handled_total)' "$m" | sed 's/^/  /' || true
 rm -rf "$KEEP"
+# The run's streams (hundreds of MB at these rates) are not kept.
+redis-cli -u "${BENCH_REDIS_URL:-redis://127.0.0.1:6379}" --scan --pattern "$PREFIX:*" |
+  xargs -r -n 200 redis-cli -u "${BENCH_REDIS_URL:-redis://127.0.0.1:6379}" DEL >/dev/null

@@ -104,6 +104,12 @@ if ! ensure_redis; then
   exit 1
 fi
 export DABBA_TEST_REDIS_URL="$REDIS_URL_TEST"
+# Every test server writes its streams under its own `dabba-test-…` prefix: drop the last
+# run's.
+if command -v redis-cli >/dev/null 2>&1; then
+  redis-cli -u "$REDIS_URL_TEST" --scan --pattern 'dabba-test-*' |
+    xargs -r -n 500 redis-cli -u "$REDIS_URL_TEST" DEL >/dev/null || true
+fi
 
 if ! ensure_kafka; then
   echo "No Kafka-protocol broker on 127.0.0.1:$KAFKA_PORT and tansu could not start one" >&2
