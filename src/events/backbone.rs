@@ -49,6 +49,9 @@ impl Default for BackboneOptions {
     }
 }
 
+/// How much of the log a consumer that keeps no cursor (analytics) reads at start.
+const REBUILD_WINDOW: chrono::Duration = chrono::Duration::hours(24);
+
 /// What the environment gives every consumer.
 struct Context {
     options: BackboneOptions,
@@ -162,13 +165,15 @@ impl Backbone {
                 Arc::new(move || hub.head()),
             )
         };
-        let outbox = |durable| Source::Outbox(cursor(durable));
-        let outbox_eager = |name| Source::Outbox(cursor(Some(name)).eager());
+        let outbox = |durable| Source::Outbox(Box::new(cursor(durable)));
+        let outbox_eager = |name| Source::Outbox(Box::new(cursor(Some(name)).eager()));
         // A Redis group is connected on the backbone's thread (retrying until Redis answers).
         let source = match (durability, cx.options.redis_url.clone()) {
             (Durability::Group, Some(url)) => Pending::Redis(url),
             (Durability::Group, None) => Pending::Ready(Box::new(outbox(Some(name)))),
-            (Durability::Rebuilt, _) => Pending::Ready(Box::new(outbox(None))),
+            (Durability::Rebuilt, _) => Pending::Ready(Box::new(Source::Outbox(Box::new(
+                cursor(None).window(REBUILD_WINDOW),
+            )))),
             (Durability::Local, _) => Pending::Ready(Box::new(outbox_eager(name))),
         };
         let (prefix, member) = (cx.options.prefix.clone(), cx.member.clone());

@@ -27,7 +27,7 @@ pub struct Delivery {
 
 pub enum Source {
     Redis(RedisGroup),
-    Outbox(OutboxCursor),
+    Outbox(Box<OutboxCursor>),
 }
 
 impl Source {
@@ -340,6 +340,8 @@ pub struct OutboxCursor {
     tail: Option<LogTail>,
     /// Take each commit as it lands instead of lingering (the WebSocket fan-out).
     eager: bool,
+    /// Without a saved cursor, start at the events of this last stretch of time.
+    window: Option<chrono::Duration>,
     /// The last sequence read.
     next: i64,
     /// Read but not yet done.
@@ -366,6 +368,7 @@ impl OutboxCursor {
             durable,
             tail: None,
             eager: false,
+            window: None,
             next: 0,
             in_flight: BTreeSet::new(),
             saved: 0,
@@ -373,6 +376,12 @@ impl OutboxCursor {
             feed,
             head,
         }
+    }
+
+    /// Without a saved cursor, starts at the events of the last `window` (not the whole log).
+    pub fn window(mut self, window: chrono::Duration) -> Self {
+        self.window = Some(window);
+        self
     }
 
     /// Takes each commit as it lands (no linger).
@@ -385,6 +394,13 @@ impl OutboxCursor {
         if let Some(name) = self.durable {
             self.next = self.store.cursor(name).await.map_err(|e| e.to_string())?;
             self.saved = self.next;
+        } else if let Some(window) = self.window {
+            let from = chrono::Utc::now() - window;
+            self.next = self
+                .store
+                .seq_before(from)
+                .await
+                .map_err(|e| e.to_string())?;
         }
         self.tail = Some(if self.eager {
             self.feed.tail_eager(self.store.clone(), self.next)

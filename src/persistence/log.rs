@@ -1,8 +1,10 @@
 //! Reads of the outbox as an event log: one reader's events after a sequence (resuming
 //! sockets), an order's history, where the log starts, and the dead letters consumers parked.
 
+use chrono::{DateTime, Utc};
+
 use super::records::{CommittedEvent, DeadLetterRecord, LogReader};
-use super::rows::{self, decode_all};
+use super::rows::{self, decode_all, millis};
 use super::statements as sql;
 use super::{Store, StoreResult};
 use crate::domain::OrderId;
@@ -34,6 +36,41 @@ impl Store {
     /// The oldest sequence the log still holds; `None` when retention emptied it.
     pub async fn log_start(&self) -> StoreResult<Option<i64>> {
         let row: Option<(Option<i64>,)> = self.optional(sql::log_start()).await?;
+        Ok(row.and_then(|(s,)| s))
+    }
+
+    /// The sequence just before the first event at or after `at` (the log's end if none
+    /// is): a reader starting there sees the events since `at`. Event times grow with the
+    /// sequence (up to commit reordering, which a window of hours does not notice), so a
+    /// binary search by index lookups finds it without scanning the log.
+    pub async fn seq_before(&self, at: DateTime<Utc>) -> StoreResult<i64> {
+        let (Some(mut low), Some(mut high)) = (self.log_start().await?, self.log_end().await?)
+        else {
+            return Ok(0);
+        };
+        let at = millis(at);
+        let recent = |e: Option<(i64, i64)>| e.is_some_and(|(_, t)| t >= at);
+        if !recent(self.event_from(high).await?) {
+            return Ok(high);
+        }
+        // The smallest position whose first event is recent; `high`'s is.
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if recent(self.event_from(mid).await?) {
+                high = mid;
+            } else {
+                low = mid + 1;
+            }
+        }
+        Ok(self.event_from(low).await?.map_or(low, |(seq, _)| seq) - 1)
+    }
+
+    async fn event_from(&self, seq: i64) -> StoreResult<Option<(i64, i64)>> {
+        self.optional(sql::event_at_or_after(seq)).await
+    }
+
+    async fn log_end(&self) -> StoreResult<Option<i64>> {
+        let row: Option<(Option<i64>,)> = self.optional(sql::log_end()).await?;
         Ok(row.and_then(|(s,)| s))
     }
 

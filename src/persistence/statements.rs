@@ -91,6 +91,19 @@ pub fn order_events(order: OrderId, after_version: i64, limit: i64) -> Stmt {
     )
 }
 
+/// The first event at or after a sequence: its sequence and time.
+pub fn event_at_or_after(seq: i64) -> Stmt {
+    Stmt::new(
+        "SELECT seq, created_at FROM outbox WHERE seq >= $1 ORDER BY seq LIMIT 1",
+        vec![Int(seq)],
+    )
+}
+
+/// The newest sequence in the log (none when it is empty).
+pub fn log_end() -> Stmt {
+    Stmt::new("SELECT MAX(seq) FROM outbox", vec![])
+}
+
 /// The oldest sequence still in the log (none when it is empty).
 pub fn log_start() -> Stmt {
     Stmt::new("SELECT MIN(seq) FROM outbox", vec![])

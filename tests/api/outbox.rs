@@ -66,7 +66,7 @@ async fn committed_events_are_fanned_out_once_after_a_crash_and_never_twice() {
     // A process: a hub starting at the saved cursor and the fan-out consumer.
     let start = async |hub: &Hub| {
         hub.start_at(store.cursor(FANOUT).await.unwrap());
-        let source = Source::Outbox(
+        let source = Source::Outbox(Box::new(
             OutboxCursor::new(
                 store.clone(),
                 writer.clone(),
@@ -76,7 +76,7 @@ async fn committed_events_are_fanned_out_once_after_a_crash_and_never_twice() {
                 Arc::new(|| 0),
             )
             .eager(),
-        );
+        ));
         let (_replays, rx) = tokio::sync::mpsc::channel(1);
         let runtime = Runtime::new(
             Arc::new(Fanout::new(hub.clone())),
@@ -299,4 +299,30 @@ async fn a_log_reader_that_falls_behind_its_feed_catches_up_from_the_outbox_with
     let page = tail.next(4, Duration::from_secs(1)).await.unwrap();
     assert_eq!(page.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![next]);
     assert_eq!(tail.position(), next);
+}
+
+#[actix_web::test]
+async fn the_position_of_a_time_in_the_log_is_found_without_a_scan() {
+    let (store, _dir) = crate::helpers::bare_store().await;
+    let customer = CustomerId::new();
+    let t0 = Utc::now() - chrono::Duration::days(2);
+    let mut seqs = Vec::new();
+    for hour in 0..10 {
+        let o = order(customer);
+        let unit = WriteUnit::new(vec![
+            Write::PlaceOrder {
+                order: o.clone(),
+                idempotency: None,
+            },
+            Write::Event(relay::order_updated(&o, t0 + chrono::Duration::hours(hour))),
+        ]);
+        let outcome = store.apply_batch(&[unit]).await.unwrap();
+        seqs.push(outcome.events[0].seq);
+    }
+    let at = |minutes: i64| t0 + chrono::Duration::minutes(minutes);
+    // The first event at or after 4 h 30 is the one of hour 5: a reader starts just before it.
+    assert_eq!(store.seq_before(at(270)).await.unwrap(), seqs[5] - 1);
+    assert_eq!(store.seq_before(at(300)).await.unwrap(), seqs[5] - 1);
+    assert_eq!(store.seq_before(at(-60)).await.unwrap(), seqs[0] - 1);
+    assert_eq!(store.seq_before(at(20 * 60)).await.unwrap(), seqs[9]);
 }
