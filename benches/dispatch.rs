@@ -91,11 +91,13 @@ fn order() -> dabba::domain::Order {
             restaurant_location: at,
             items: vec![
                 Item {
+                    item_id: None,
                     name: "Masala dosa".into(),
                     quantity: 2,
                     unit_price_cents: dabba::domain::Cents(9_000),
                 },
                 Item {
+                    item_id: None,
                     name: "Filter coffee".into(),
                     quantity: 1,
                     unit_price_cents: dabba::domain::Cents(4_000),
@@ -106,6 +108,7 @@ fn order() -> dabba::domain::Order {
                 address: "12 MG Road".into(),
             },
             deliver_at: None,
+            payment: None,
         },
         Utc::now(),
         &Policy::default(),

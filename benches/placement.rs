@@ -20,7 +20,7 @@ use anyhow::Context as _;
 use sqlx::Connection;
 
 use dabba::actors::{DispatchTimings, Engine, EngineOptions, NewOrderRequest};
-use dabba::domain::{Clock, CustomerId, Delivery, Item, LatLng, Policy};
+use dabba::domain::{Clock, CustomerId, Delivery, LatLng, Policy};
 use dabba::persistence::Store;
 use dabba::persistence::writer::WriterConfig;
 
@@ -97,6 +97,16 @@ async fn dabba_run(
     .await?;
     let at = LatLng::parse(12.9716, 77.5946)?;
     let restaurant = engine.add_restaurant("Bench Bhavan".into(), at).await?;
+    let dosa = dabba::domain::MenuItem {
+        id: dabba::domain::ItemId::new(),
+        name: "Masala dosa".into(),
+        price_cents: dabba::domain::Cents(9_000),
+        available: true,
+    };
+    let dosa_id = dosa.id;
+    engine
+        .set_menu(restaurant.id, dabba::domain::Menu::new(vec![dosa])?)
+        .await?;
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let started = Instant::now();
     let tasks = (0..clients).map(|_| {
@@ -108,18 +118,11 @@ async fn dabba_run(
                 let request = NewOrderRequest {
                     customer_id: customer,
                     restaurant_id: restaurant.id,
-                    items: vec![
-                        Item {
-                            name: "Masala dosa".into(),
-                            quantity: 2,
-                            unit_price_cents: dabba::domain::Cents(9_000),
-                        },
-                        Item {
-                            name: "Filter coffee".into(),
-                            quantity: 1,
-                            unit_price_cents: dabba::domain::Cents(4_000),
-                        },
-                    ],
+                    lines: vec![dabba::domain::OrderLine {
+                        item_id: dosa_id,
+                        quantity: 2,
+                        shown_price: None,
+                    }],
                     delivery: Delivery {
                         location: at,
                         address: "12 MG Road, Bengaluru 560001".into(),

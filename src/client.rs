@@ -179,7 +179,7 @@ impl Client {
 
     // ---- the calls every driver makes ---------------------------------------------------
 
-    /// Registers a restaurant (ops); its id.
+    /// Registers a restaurant (ops) serving the [`house_menu`]; its id.
     pub async fn add_restaurant(
         &self,
         ops: &str,
@@ -187,10 +187,20 @@ impl Client {
         at: (f64, f64),
     ) -> anyhow::Result<String> {
         let body = json!({"name": name, "location": point(at)});
-        self.call("POST", "/v1/restaurants", Some(ops), Some(&body))
+        let id = self
+            .call("POST", "/v1/restaurants", Some(ops), Some(&body))
             .await?
             .expect_ok("registering a restaurant")?
-            .id()
+            .id()?;
+        self.call(
+            "PUT",
+            &format!("/v1/restaurants/{id}/menu"),
+            Some(ops),
+            Some(&house_menu()),
+        )
+        .await?
+        .expect_ok("setting the menu")?;
+        Ok(id)
     }
 
     /// Registers a customer (ops); its id.
@@ -381,4 +391,21 @@ impl Socket {
     pub async fn silent_for(&mut self, wait: Duration) -> bool {
         tokio::time::timeout(wait, self.event()).await.is_err()
     }
+}
+
+/// The thali every restaurant the demo and the load generator register serves.
+pub const THALI: &str = "00000000-0000-4000-8000-0000007a1100";
+pub const THALI_PRICE_CENTS: i64 = 18_000;
+
+/// The menu [`Client::add_restaurant`] sets.
+pub fn house_menu() -> Value {
+    json!({"items": [
+        {"id": THALI, "name": "Thali", "price_cents": THALI_PRICE_CENTS, "available": true},
+        {"name": "Filter coffee", "price_cents": 4_000, "available": true}
+    ]})
+}
+
+/// Order lines: `quantity` thalis.
+pub fn thalis(quantity: u32) -> Value {
+    json!([{"item_id": THALI, "quantity": quantity}])
 }

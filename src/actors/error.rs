@@ -1,6 +1,6 @@
 //! What can go wrong inside the engine; `api::error` maps each to a contract code.
 
-use crate::domain::OrderError;
+use crate::domain::{MenuError, OrderError};
 use crate::persistence::StoreError;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +19,8 @@ pub enum EngineError {
     AlreadyRated,
     #[error(transparent)]
     Order(#[from] OrderError),
+    #[error(transparent)]
+    Menu(#[from] MenuError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("the engine is restarting, retry shortly")]

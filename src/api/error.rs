@@ -133,6 +133,15 @@ impl From<EngineError> for ApiError {
                 OrderError::OutOfRadius => Self::new(S::UNPROCESSABLE_ENTITY, "out_of_radius", msg),
                 OrderError::NotAssignedRider => Self::new(S::FORBIDDEN, "forbidden", msg),
             },
+            EngineError::Menu(m) => match m {
+                crate::domain::MenuError::ItemUnavailable(_) => {
+                    Self::new(S::UNPROCESSABLE_ENTITY, "item_unavailable", msg)
+                }
+                crate::domain::MenuError::PriceChanged { .. } => {
+                    Self::new(S::CONFLICT, "price_changed", msg)
+                }
+                crate::domain::MenuError::DuplicateItem(_) => Self::invalid(msg),
+            },
             EngineError::Store(StoreError::Overloaded | StoreError::Unconfirmed) => Self::new(
                 S::SERVICE_UNAVAILABLE,
                 "overloaded",

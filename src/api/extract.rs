@@ -186,6 +186,19 @@ where
     T::try_from(whole).map_err(|_| D::Error::custom(format!("{whole} is out of range")))
 }
 
+/// [`whole_number`] for an optional field (`null` or absent reads as `None`).
+pub fn optional_whole_number<'de, D, T>(de: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: TryFrom<i64>,
+{
+    use serde::de::Error as _;
+    match Option::<serde_json::Number>::deserialize(de)? {
+        None => Ok(None),
+        Some(n) => whole_number(n).map(Some).map_err(D::Error::custom),
+    }
+}
+
 /// Like [`text`] but may be absent, empty or blank (all read as absent).
 pub fn optional_text(
     field: &str,

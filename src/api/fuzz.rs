@@ -35,6 +35,7 @@ fn json_value() -> impl Strategy<Value = Value> {
                     Just("items".to_owned()),
                     Just("quantity".to_owned()),
                     Just("unit_price_cents".to_owned()),
+                    Just("item_id".to_owned()),
                     Just("delivery".to_owned()),
                     Just("location".to_owned()),
                     "[a-z]{1,8}",
@@ -106,7 +107,7 @@ proptest! {
 #[test]
 fn huge_numbers_are_a_400_never_an_overflow() {
     // Quantities beyond u32 and prices beyond i64 are refused by the parser, not wrapped.
-    let body = br#"{"restaurant_id":"00000000-0000-0000-0000-000000000000","items":[{"name":"x","quantity":4294967296,"unit_price_cents":1}],"delivery":{"location":{"lat":1,"lng":1},"address":"a"}}"#;
+    let body = br#"{"restaurant_id":"00000000-0000-0000-0000-000000000000","items":[{"item_id":"00000000-0000-4000-8000-0000000000aa","quantity":4294967296,"unit_price_cents":1}],"delivery":{"location":{"lat":1,"lng":1},"address":"a"}}"#;
     assert_eq!(
         parse_json::<PlaceOrder>(body).err().map(|e| e.code),
         Some("invalid_request")

@@ -13,6 +13,7 @@ mod fuzz;
 pub mod gate;
 pub mod idempotency;
 pub mod limits;
+pub mod menus;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
@@ -31,7 +32,7 @@ use error::ApiError;
     paths(
         ops::healthz, ops::readyz, ops::prometheus, ops::advance_clock, ops::inject_fault, ops::run_retention,
         restaurants::create, restaurants::get_one, restaurants::near, restaurants::set_open,
-        restaurants::accept_order, restaurants::reject_order,
+        restaurants::accept_order, restaurants::reject_order, menus::put_menu, menus::get_menu,
         riders::create, riders::get_one, riders::set_status, riders::set_location,
         riders::accept_offer, riders::reject_offer,
         customers::create,
@@ -112,6 +113,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         .service(restaurants::near)
         .service(restaurants::get_one)
         .service(restaurants::set_open)
+        .service(menus::put_menu)
+        .service(menus::get_menu)
         .service(restaurants::accept_order)
         .service(restaurants::reject_order)
         .service(riders::create)

@@ -12,12 +12,13 @@ use uuid::Uuid;
 
 use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
-use super::extract::{MAX_NAME_CHARS, ValidJson, optional_text, text};
+use super::extract::{ValidJson, optional_text, text};
 use super::idempotency::{self, Reply};
 use crate::actors::{Engine, NewOrderRequest};
 use crate::domain::order::Refund;
 use crate::domain::{
-    Cents, Command, CustomerId, Delivery, Item, LatLng, Order, OrderId, RestaurantId, RiderId,
+    Cents, Command, CustomerId, Delivery, ItemId, LatLng, Order, OrderId, OrderLine, RestaurantId,
+    RiderId,
 };
 use crate::persistence::HistoryCursor;
 use crate::wire::{OrderView, RestaurantView};
@@ -53,16 +54,24 @@ pub fn visible_order(caller: &Caller, order: &Order) -> bool {
     }
 }
 
+/// One line of an order: a menu item and how many. The server takes the name and price from
+/// the menu; `unit_price_cents`, when sent, is the price the client showed and must match.
 #[derive(Deserialize, Serialize, ToSchema)]
 pub struct ItemInput {
-    #[schema(min_length = 1, max_length = 200)]
-    pub name: String,
+    /// Required: free-text items (name and price only) are refused.
+    #[serde(default)]
+    #[schema(value_type = String, format = Uuid)]
+    pub item_id: Option<ItemId>,
     #[schema(minimum = 1, maximum = 1000)]
     #[serde(deserialize_with = "super::extract::whole_number")]
     pub quantity: u32,
+    #[serde(default, deserialize_with = "super::extract::optional_whole_number")]
     #[schema(minimum = 0, maximum = 10_000_000)]
-    #[serde(deserialize_with = "super::extract::whole_number")]
-    pub unit_price_cents: i64,
+    pub unit_price_cents: Option<i64>,
+    /// Ignored: the menu names the dish.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub name: Option<String>,
 }
 
 #[derive(Deserialize, Serialize, ToSchema)]
@@ -160,8 +169,8 @@ fn deliver_at(
     }
 }
 
-/// Items as the engine takes them: 1 to 100 lines, bounded quantities and prices.
-pub fn validate_items(input: &[ItemInput]) -> Result<Vec<Item>, ApiError> {
+/// Lines as the engine takes them: 1 to 100, each naming a menu item, bounded quantities.
+pub fn validate_items(input: &[ItemInput]) -> Result<Vec<OrderLine>, ApiError> {
     if input.is_empty() || input.len() > MAX_ITEMS {
         return Err(ApiError::invalid(format!(
             "items must hold 1 to {MAX_ITEMS} entries"
@@ -171,20 +180,27 @@ pub fn validate_items(input: &[ItemInput]) -> Result<Vec<Item>, ApiError> {
         .iter()
         .enumerate()
         .map(|(i, it)| {
+            let item_id = it.item_id.ok_or_else(|| {
+                ApiError::invalid(format!(
+                    "items[{i}].item_id is required: order from the restaurant's menu"
+                ))
+            })?;
             if it.quantity == 0 || it.quantity > MAX_QUANTITY {
                 return Err(ApiError::invalid(format!(
                     "items[{i}].quantity must be 1 to {MAX_QUANTITY}"
                 )));
             }
-            if !(0..=MAX_UNIT_PRICE_CENTS).contains(&it.unit_price_cents) {
+            if let Some(price) = it.unit_price_cents
+                && !(0..=MAX_UNIT_PRICE_CENTS).contains(&price)
+            {
                 return Err(ApiError::invalid(format!(
                     "items[{i}].unit_price_cents must be 0 to {MAX_UNIT_PRICE_CENTS}"
                 )));
             }
-            Ok(Item {
-                name: text(&format!("items[{i}].name"), &it.name, MAX_NAME_CHARS)?,
+            Ok(OrderLine {
+                item_id,
                 quantity: it.quantity,
-                unit_price_cents: Cents(it.unit_price_cents),
+                shown_price: it.unit_price_cents.map(Cents),
             })
         })
         .collect()
@@ -204,8 +220,9 @@ fn idempotency_key(
 
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = PlaceOrder,
     params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe placement")),
-    responses((status = 201, body = OrderView), (status = 400), (status = 404), (status = 409),
-        (status = 422, description = "out_of_radius, invalid_deliver_at or idempotency_key_reused")),
+    responses((status = 201, body = OrderView), (status = 400), (status = 404),
+        (status = 409, description = "restaurant_closed or price_changed"),
+        (status = 422, description = "out_of_radius, item_unavailable, invalid_deliver_at or idempotency_key_reused")),
     security(("bearer" = [])))]
 #[post("/v1/orders")]
 pub async fn place(
@@ -220,7 +237,7 @@ pub async fn place(
     let request = NewOrderRequest {
         customer_id,
         restaurant_id: body.restaurant_id,
-        items: validate_items(&body.items)?,
+        lines: validate_items(&body.items)?,
         delivery: delivery(&body.delivery)?,
         deliver_at: deliver_at(body.deliver_at, engine.now())?,
     };

@@ -57,3 +57,7 @@ id_type!(
     /// A customer placing orders.
     CustomerId
 );
+id_type!(
+    /// A dish on a restaurant's menu (unique within the restaurant).
+    ItemId
+);

@@ -3,18 +3,23 @@
 pub mod clock;
 pub mod distance;
 pub mod ids;
+pub mod ledger;
 pub mod location;
+pub mod menu;
 pub mod money;
 pub mod order;
+pub mod payment;
 pub mod policy;
 pub mod restaurant;
 pub mod rider;
 
 pub use clock::Clock;
-pub use ids::{CustomerId, OrderId, RestaurantId, RiderId};
+pub use ids::{CustomerId, ItemId, OrderId, RestaurantId, RiderId};
 pub use location::LatLng;
+pub use menu::{Menu, MenuError, MenuItem, OrderLine};
 pub use money::Cents;
 pub use order::{Command, Delivery, Item, Order, OrderError, Stage, Status};
+pub use payment::{OrderPayment, PaymentMethod};
 pub use policy::Policy;
 pub use restaurant::Restaurant;
 pub use rider::{Rider, RiderStatus};

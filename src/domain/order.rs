@@ -6,14 +6,18 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{CustomerId, OrderId, RestaurantId, RiderId};
+use super::ids::{CustomerId, ItemId, OrderId, RestaurantId, RiderId};
 use super::location::LatLng;
+use super::payment::OrderPayment;
 use super::policy::{self, Policy};
 
 pub use super::money::Cents;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Item {
+    /// The menu item this line was priced from (absent on orders placed before menus).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item_id: Option<ItemId>,
     pub name: String,
     pub quantity: u32,
     #[schema(value_type = i64)]
@@ -128,6 +132,9 @@ pub struct Order {
     /// Riders offered the order up to and including the one who accepted (0 until then).
     #[serde(default)]
     pub offers: u32,
+    /// How it is paid (absent on orders placed before payments were recorded).
+    #[serde(default)]
+    pub payment: Option<OrderPayment>,
 }
 
 /// What can be asked of an order. Who may ask is checked before a command is built.
@@ -279,6 +286,7 @@ pub struct NewOrder {
     pub items: Vec<Item>,
     pub delivery: Delivery,
     pub deliver_at: Option<DateTime<Utc>>,
+    pub payment: Option<OrderPayment>,
 }
 
 pub fn new_order(
@@ -311,6 +319,7 @@ pub fn new_order(
         refund: None,
         reject_reason: None,
         offers: 0,
+        payment: input.payment,
     })
 }
 
@@ -328,6 +337,7 @@ mod tests {
                 restaurant_id: RestaurantId::new(),
                 restaurant_location: r,
                 items: vec![Item {
+                    item_id: None,
                     name: "dosa".into(),
                     quantity: 2,
                     unit_price_cents: Cents(12_000),
@@ -337,6 +347,7 @@ mod tests {
                     address: "here".into(),
                 },
                 deliver_at: None,
+                payment: None,
             },
             Utc::now(),
             &Policy::default(),

@@ -1,6 +1,8 @@
 //! A restaurant as the rules see it: where it is, whether it takes orders, its ratings.
 
-use super::{LatLng, RestaurantId};
+use std::sync::Arc;
+
+use super::{LatLng, Menu, RestaurantId};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct Restaurant {
@@ -10,4 +12,6 @@ pub struct Restaurant {
     pub open: bool,
     pub rating_sum: i64,
     pub rating_count: i64,
+    /// Shared: a restaurant is cloned on every lookup, its menu is not.
+    pub menu: Arc<Menu>,
 }

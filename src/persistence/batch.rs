@@ -10,7 +10,7 @@ use super::records::{
     CustomerRecord, DeadLetterRecord, JobRecord, OutboxEvent, RatingRecord, RiderRecord,
     SavedResponse,
 };
-use crate::domain::{Order, OrderId, Restaurant, RestaurantId};
+use crate::domain::{Menu, Order, OrderId, Restaurant, RestaurantId};
 
 #[derive(Clone, Debug)]
 pub enum Write {
@@ -42,6 +42,12 @@ pub enum Write {
     },
     AddRestaurant {
         restaurant: Restaurant,
+        at: DateTime<Utc>,
+    },
+    /// Replaces a restaurant's menu.
+    SaveMenu {
+        restaurant: RestaurantId,
+        menu: std::sync::Arc<Menu>,
         at: DateTime<Utc>,
     },
     SetRestaurantOpen {

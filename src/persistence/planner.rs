@@ -67,6 +67,7 @@ pub fn plan<'a>(units: &'a [WriteUnit], applies: &[bool]) -> BatchPlan<'a> {
                 | Write::DeadLetterReplayed { .. }
                 | Write::AddRestaurant { .. }
                 | Write::SetRestaurantOpen { .. }
+                | Write::SaveMenu { .. }
                 | Write::AddCustomer { .. } => p.singles.push(write),
             }
         }

@@ -10,7 +10,7 @@ use super::records::{
     SavedResponse,
 };
 use super::{StoreError, StoreResult};
-use crate::domain::{LatLng, Order, OrderId, Restaurant, RiderStatus};
+use crate::domain::{LatLng, Menu, Order, OrderId, Restaurant, RiderStatus};
 
 pub fn millis(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
@@ -36,6 +36,11 @@ pub fn order_json(order: &Order) -> String {
     serde_json::to_string(order).expect("order serialises")
 }
 
+pub fn menu_json(menu: &Menu) -> String {
+    // Plain data with string keys: serialising it cannot fail.
+    serde_json::to_string(menu).expect("menu serialises")
+}
+
 pub fn tried_json(job: &JobRecord) -> String {
     let tried: Vec<String> = job.tried.iter().map(|r| r.to_string()).collect();
     serde_json::to_string(&tried).unwrap_or_else(|_| "[]".into())
@@ -54,6 +59,7 @@ pub struct RestaurantRow {
     open: bool,
     rating_sum: i64,
     rating_count: i64,
+    menu: Option<String>,
 }
 
 impl TryFrom<RestaurantRow> for Restaurant {
@@ -67,6 +73,11 @@ impl TryFrom<RestaurantRow> for Restaurant {
             open: row.open,
             rating_sum: row.rating_sum,
             rating_count: row.rating_count,
+            menu: std::sync::Arc::new(match row.menu {
+                Some(json) => serde_json::from_str(&json)
+                    .map_err(|e| StoreError::Corrupt(format!("menu: {e}")))?,
+                None => Menu::default(),
+            }),
         })
     }
 }

@@ -176,6 +176,15 @@ fn guard(what: &str, by: &str, wanted: usize, changed: u64) -> StoreResult<()> {
 fn single(write: &Write) -> Vec<super::dialect::Stmt> {
     match write {
         Write::AddRestaurant { restaurant, at } => vec![sql::add_restaurant(restaurant, *at)],
+        Write::SaveMenu {
+            restaurant,
+            menu,
+            at,
+        } => vec![sql::save_menu(
+            *restaurant,
+            super::rows::menu_json(menu),
+            *at,
+        )],
         Write::SetRestaurantOpen { id, open } => vec![sql::set_restaurant_open(*id, *open)],
         Write::AddCustomer { customer, at } => vec![sql::add_customer(customer, *at)],
         Write::AddRating(rating) => vec![sql::fold_rating(rating)],

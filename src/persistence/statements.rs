@@ -18,7 +18,8 @@ pub fn ping() -> Stmt {
 
 pub fn restaurants() -> Stmt {
     Stmt::new(
-        "SELECT id, name, lat, lng, open, rating_sum, rating_count FROM restaurants",
+        "SELECT r.id, r.name, r.lat, r.lng, r.open, r.rating_sum, r.rating_count, m.items AS menu
+         FROM restaurants r LEFT JOIN menus m ON m.restaurant_id = r.id",
         vec![],
     )
 }
@@ -279,6 +280,15 @@ pub fn add_restaurant(r: &Restaurant, at: DateTime<Utc>) -> Stmt {
             Int(r.rating_count),
             Int(millis(at)),
         ],
+    )
+}
+
+/// Replaces a restaurant's menu (the items as JSON).
+pub fn save_menu(id: RestaurantId, items: String, at: DateTime<Utc>) -> Stmt {
+    Stmt::new(
+        "INSERT INTO menus (restaurant_id, items, updated_at) VALUES ($1, $2, $3)
+         ON CONFLICT (restaurant_id) DO UPDATE SET items = excluded.items, updated_at = excluded.updated_at",
+        vec![Text(id.to_string()), Text(items), Int(millis(at))],
     )
 }
 

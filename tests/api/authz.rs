@@ -107,7 +107,7 @@ fn rows() -> Vec<Row> {
         body,
         allowed,
     };
-    let order_body = json!({"restaurant_id": "{R}", "items": [{"name": "x", "quantity": 1, "unit_price_cents": 1}],
+    let order_body = json!({"restaurant_id": "{R}", "items": crate::helpers::idli(1),
                             "delivery": {"location": north(0.0), "address": "a"}});
     vec![
         row(
@@ -123,6 +123,13 @@ fn rows() -> Vec<Row> {
             None,
             &AUTHENTICATED,
         ),
+        row(
+            "PUT",
+            "/v1/restaurants/{R}/menu",
+            Some(crate::helpers::menu()),
+            &[Ops, Restaurant],
+        ),
+        row("GET", "/v1/restaurants/{R}/menu", None, &AUTHENTICATED),
         row(
             "PUT",
             "/v1/restaurants/{R}/open",

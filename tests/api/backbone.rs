@@ -228,6 +228,18 @@ async fn analytics_rebuilds_its_figures_from_the_log_after_a_restart() {
         json!({"name": "R", "location": crate::helpers::north(0.0)}),
     )
     .await;
+    let (status, _) = call(
+        &server,
+        "PUT",
+        &format!(
+            "/v1/restaurants/{}/menu",
+            restaurant["id"].as_str().unwrap()
+        ),
+        &ops,
+        crate::helpers::menu(),
+    )
+    .await;
+    assert_eq!(status, 200);
     let (_, customer) = call(
         &server,
         "POST",
@@ -245,7 +257,7 @@ async fn analytics_rebuilds_its_figures_from_the_log_after_a_restart() {
             &customer,
             json!({
                 "restaurant_id": restaurant["id"],
-                "items": [{"name": "Idli", "quantity": 1, "unit_price_cents": 5000}],
+                "items": crate::helpers::idli(1),
                 "delivery": {"location": crate::helpers::south(500.0), "address": "1 MG Road"}
             }),
         )

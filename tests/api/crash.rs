@@ -67,7 +67,7 @@ impl Api {
 }
 
 fn order_body(restaurant: &str, at: Value) -> Value {
-    json!({"restaurant_id": restaurant, "items": [{"name": "Idli", "quantity": 2, "unit_price_cents": 5000}],
+    json!({"restaurant_id": restaurant, "items": crate::helpers::idli(2),
            "delivery": {"location": at, "address": "3 Church St"}})
 }
 
@@ -101,6 +101,14 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
         .unwrap()
         .to_owned();
     let rest_t = api.token(Role::Restaurant, &rest);
+    api.ok(
+        s,
+        "PUT",
+        &format!("/v1/restaurants/{rest}/menu"),
+        &api.ops,
+        Some(crate::helpers::menu()),
+    )
+    .await;
     let far = api
         .ok(
             s,
@@ -114,6 +122,14 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
         .unwrap()
         .to_owned();
     let far_t = api.token(Role::Restaurant, &far);
+    api.ok(
+        s,
+        "PUT",
+        &format!("/v1/restaurants/{far}/menu"),
+        &api.ops,
+        Some(crate::helpers::menu()),
+    )
+    .await;
     let mut customers = vec![];
     for _ in 0..4 {
         let c = api

@@ -280,6 +280,10 @@ impl TestApp {
         assert_eq!(r.status, 201, "{:?}", r.body);
         let id = r.body["id"].as_str().expect("id").to_owned();
         let token = self.token(Role::Restaurant, &id);
+        let m = self
+            .put(&format!("/v1/restaurants/{id}/menu"), &token, menu())
+            .await;
+        assert_eq!(m.status, 200, "{:?}", m.body);
         (id, token)
     }
 
@@ -334,8 +338,8 @@ impl TestApp {
         json!({
             "restaurant_id": restaurant,
             "items": [
-                {"name": "Masala dosa", "quantity": 2, "unit_price_cents": 9000},
-                {"name": "Filter coffee", "quantity": 1, "unit_price_cents": 4000}
+                {"item_id": DOSA, "quantity": 2},
+                {"item_id": COFFEE, "quantity": 1}
             ],
             "delivery": {"location": delivery_at, "address": "12 MG Road"}
         })
@@ -455,6 +459,24 @@ pub fn is_type(t: &'static str) -> impl Fn(&Value) -> bool {
     move |m| m["type"] == t
 }
 
+/// The menu every test restaurant serves: ids are fixed so that order bodies can name them.
+pub const DOSA: &str = "00000000-0000-4000-8000-00000000d05a";
+pub const COFFEE: &str = "00000000-0000-4000-8000-0000000c0ffe";
+pub const IDLI: &str = "00000000-0000-4000-8000-00000000001d";
+
+pub fn menu() -> Value {
+    json!({"items": [
+        {"id": DOSA, "name": "Masala dosa", "price_cents": 9000, "available": true},
+        {"id": COFFEE, "name": "Filter coffee", "price_cents": 4000, "available": true},
+        {"id": IDLI, "name": "Idli", "price_cents": 5000, "available": true}
+    ]})
+}
+
+/// `quantity` idlis (50 rupees each).
+pub fn idli(quantity: u32) -> Value {
+    json!([{"item_id": IDLI, "quantity": quantity}])
+}
+
 /// The restaurant [`bare_store`] registers, for orders written straight to the store.
 pub fn bare_restaurant() -> dabba::domain::RestaurantId {
     "00000000-0000-4000-8000-00000000d05a"
@@ -482,6 +504,7 @@ pub async fn bare_store() -> (dabba::persistence::Store, Option<std::path::PathB
         open: true,
         rating_sum: 0,
         rating_count: 0,
+        menu: Default::default(),
     };
     let add = Write::AddRestaurant {
         restaurant,

@@ -12,6 +12,7 @@ mod idempotency;
 mod instance;
 mod kafka;
 mod limits;
+mod menus;
 mod orders;
 mod outage;
 mod outbox;

@@ -102,7 +102,7 @@ async fn malformed_orders_are_400_invalid_request() {
             res.body
         );
     }
-    let res = app.post("/v1/orders", &t, json!({"restaurant_id": r, "items": [{"name": "x", "quantity": "two", "unit_price_cents": 1}], "delivery": {"location": north(1.0), "address": "a"}})).await;
+    let res = app.post("/v1/orders", &t, json!({"restaurant_id": r, "items": [{"item_id": crate::helpers::IDLI, "quantity": "two"}], "delivery": {"location": north(1.0), "address": "a"}})).await;
     assert!(
         res.body["error"]["message"]
             .as_str()

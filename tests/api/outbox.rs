@@ -26,6 +26,7 @@ fn order(customer: CustomerId) -> dabba::domain::Order {
             restaurant_id: crate::helpers::bare_restaurant(),
             restaurant_location: at,
             items: vec![Item {
+                item_id: None,
                 name: "vada".into(),
                 quantity: 1,
                 unit_price_cents: dabba::domain::Cents(3000),
@@ -35,6 +36,7 @@ fn order(customer: CustomerId) -> dabba::domain::Order {
                 address: "here".into(),
             },
             deliver_at: None,
+            payment: None,
         },
         Utc::now(),
         &Policy::default(),

@@ -54,6 +54,7 @@ async fn the_database_refuses_what_the_domain_never_writes() {
         open: true,
         rating_sum: 0,
         rating_count: 0,
+        menu: Default::default(),
     };
     let add = Write::AddRestaurant {
         restaurant: restaurant.clone(),
@@ -81,6 +82,7 @@ async fn the_database_refuses_what_the_domain_never_writes() {
                 restaurant_id,
                 restaurant_location: at,
                 items: vec![Item {
+                    item_id: None,
                     name: "Masala dosa".into(),
                     quantity: 1,
                     unit_price_cents: dabba::domain::Cents(9_000),
@@ -90,6 +92,7 @@ async fn the_database_refuses_what_the_domain_never_writes() {
                     address: "12 Bull Temple Rd".into(),
                 },
                 deliver_at: None,
+                payment: None,
             },
             Utc::now(),
             &Policy { radius_m: 5_000.0 },

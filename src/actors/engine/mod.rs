@@ -312,7 +312,8 @@ pub enum FaultTarget {
 pub struct NewOrderRequest {
     pub customer_id: CustomerId,
     pub restaurant_id: RestaurantId,
-    pub items: Vec<crate::domain::Item>,
+    /// What the customer asked for; the restaurant's menu prices it.
+    pub lines: Vec<crate::domain::OrderLine>,
     pub delivery: crate::domain::Delivery,
     pub deliver_at: Option<DateTime<Utc>>,
 }

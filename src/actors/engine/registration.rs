@@ -4,7 +4,11 @@
 use super::Engine;
 use crate::actors::dispatcher::AddRider;
 use crate::actors::error::EngineError;
-use crate::domain::{CustomerId, LatLng, Restaurant, RestaurantId, Rider, RiderId, RiderStatus};
+use std::sync::Arc;
+
+use crate::domain::{
+    CustomerId, LatLng, Menu, Restaurant, RestaurantId, Rider, RiderId, RiderStatus,
+};
 use crate::persistence::{CustomerRecord, RiderRecord, SubjectTable, Write, WriteUnit};
 use crate::tokens::Role;
 
@@ -21,6 +25,7 @@ impl Engine {
             open: true,
             rating_sum: 0,
             rating_count: 0,
+            menu: Default::default(),
         };
         let at = self.now();
         self.commit(Write::AddRestaurant {
@@ -46,6 +51,24 @@ impl Engine {
         self.services
             .directory
             .restaurants_near(at, self.services.policy.radius_m)
+    }
+
+    /// Replaces a restaurant's menu; orders placed from now on are priced from it.
+    pub async fn set_menu(&self, id: RestaurantId, menu: Menu) -> Result<Arc<Menu>, EngineError> {
+        self.restaurant(id)?;
+        let menu = Arc::new(menu);
+        let at = self.now();
+        self.commit(Write::SaveMenu {
+            restaurant: id,
+            menu: menu.clone(),
+            at,
+        })
+        .await?;
+        self.services
+            .directory
+            .update_restaurant(id, |r| r.menu = menu.clone())
+            .ok_or(EngineError::NotFound("restaurant"))?;
+        Ok(menu)
     }
 
     pub async fn set_restaurant_open(

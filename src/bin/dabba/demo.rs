@@ -112,7 +112,7 @@ async fn simulate(base: String, keys: Keys, config: CityConfig) -> anyhow::Resul
         let customer = customers[rng.random_range(0..customers.len())].clone();
         let body = json!({
             "restaurant_id": rid,
-            "items": [{"name": "Thali", "quantity": rng.random_range(1..4), "unit_price_cents": 18_000}],
+            "items": dabba::client::thalis(rng.random_range(1..4)),
             "delivery": {"location": point(around(&mut rng, at, 4_000.0)), "address": "Somewhere in Bengaluru"}
         });
         let placement = city.client.place_order(&customer, &body).await;

@@ -268,7 +268,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Summary> {
         let dlat = rng.random_range(-0.02..0.02);
         let body = json!({
             "restaurant_id": rid,
-            "items": [{"name": "Thali", "quantity": rng.random_range(1..4), "unit_price_cents": 18_000}],
+            "items": dabba::client::thalis(rng.random_range(1..4)),
             "delivery": {"location": {"lat": lat + dlat, "lng": lng + dlat}, "address": "Load St"}
         });
         let (cancel, update) = (
