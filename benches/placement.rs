@@ -128,6 +128,9 @@ async fn dabba_run(
                         address: "12 MG Road, Bengaluru 560001".into(),
                     },
                     deliver_at: None,
+                    // Card, through the fake gateways on loopback (the embedded default).
+                    payment: dabba::domain::PaymentMethod::Card,
+                    payment_token: None,
                 };
                 let t = Instant::now();
                 if engine.place_order(request, None).await.is_ok() {

@@ -31,6 +31,8 @@ pub struct ServeConfig {
     pub lifetimes: Lifetimes,
     #[command(flatten)]
     pub events: EventArgs,
+    #[command(flatten)]
+    pub money: MoneyArgs,
     /// Proxies whose `X-Forwarded-For` is believed: comma-separated addresses or CIDR ranges.
     #[arg(long, env = "DABBA_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
@@ -138,6 +140,7 @@ impl ServeConfig {
             retention: chrono::Duration::days(self.retention_days.max(1)),
             redis_url: self.redis_url.clone(),
             backbone: self.events.backbone(self.fault_injection),
+            payout_period: chrono::Duration::seconds(self.money.payout_period_secs.max(1) as i64),
             ..EngineOptions::default()
         }
     }
@@ -169,6 +172,69 @@ impl ServeConfig {
             offer_timeout: Duration::from_secs(self.offer_timeout_secs),
             deadline: Duration::from_secs(self.dispatch_deadline_secs),
             ..DispatchTimings::default()
+        }
+    }
+}
+
+/// Money: the gateways, the split of a delivered order, payout periods.
+#[derive(Args, Clone, Debug)]
+pub struct MoneyArgs {
+    /// Payment gateways in fallback order, `DIALECT=URL,…` (dialects `paycore`, `razorpe`);
+    /// unset runs the fake gateways in process.
+    #[arg(long, env = "DABBA_GATEWAYS")]
+    pub gateways: Option<String>,
+    /// Milliseconds a gateway call may take before its outcome is unknown (then looked up).
+    #[arg(long, env = "DABBA_GATEWAY_TIMEOUT_MS", default_value_t = 2_000)]
+    pub gateway_timeout_ms: u64,
+    /// Seconds an open circuit breaker refuses a gateway before a trial call.
+    #[arg(long, env = "DABBA_GATEWAY_BREAKER_SECS", default_value_t = 10)]
+    pub gateway_breaker_secs: u64,
+    /// The platform's commission on a delivered order, in percent.
+    #[arg(long, env = "DABBA_COMMISSION_PERCENT", default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub commission_percent: u8,
+    /// The rider's earning per delivery in paise (paid from the commission, at most all of it).
+    #[arg(long, env = "DABBA_RIDER_FEE_CENTS", default_value_t = 3_000)]
+    pub rider_fee_cents: u32,
+    /// Length of a payout period in seconds (daily by default).
+    #[arg(long, env = "DABBA_PAYOUT_PERIOD_SECS", default_value_t = 86_400)]
+    pub payout_period_secs: u64,
+}
+
+impl Default for MoneyArgs {
+    fn default() -> Self {
+        Self {
+            gateways: None,
+            gateway_timeout_ms: 2_000,
+            gateway_breaker_secs: 10,
+            commission_percent: 20,
+            rider_fee_cents: 3_000,
+            payout_period_secs: 86_400,
+        }
+    }
+}
+
+impl MoneyArgs {
+    pub fn split(&self) -> crate::domain::ledger::Split {
+        crate::domain::ledger::Split {
+            commission_percent: self.commission_percent,
+            rider_fee: crate::domain::Cents(i64::from(self.rider_fee_cents)),
+        }
+    }
+
+    pub fn pool(&self) -> crate::payments::PoolConfig {
+        crate::payments::PoolConfig {
+            breaker_cooloff: Duration::from_secs(self.gateway_breaker_secs),
+            ..Default::default()
+        }
+    }
+
+    /// The gateways (starting the fake ones in process when none are configured); must run
+    /// inside an actix system.
+    pub fn gateways(&self) -> anyhow::Result<crate::payments::Gateways> {
+        let timeout = Duration::from_millis(self.gateway_timeout_ms.max(1));
+        match &self.gateways {
+            Some(spec) => crate::payments::from_spec(spec, timeout, self.pool()),
+            None => crate::payments::in_process(timeout, self.pool()),
         }
     }
 }

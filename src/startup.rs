@@ -38,16 +38,18 @@ impl Application {
         tracing::info!(store = store.kind(), "store ready");
         let policy = Policy {
             radius_m: config.radius_m,
+            split: config.money.split(),
         };
-        let engine = Engine::start(
-            store,
-            Clock::default(),
-            policy,
-            config.timings(),
-            config.engine_options(),
-        )
-        .await
-        .context("starting the engine")?;
+        let mut options = config.engine_options();
+        options.gateways = Some(std::sync::Arc::new(
+            config
+                .money
+                .gateways()
+                .context("setting up the payment gateways")?,
+        ));
+        let engine = Engine::start(store, Clock::default(), policy, config.timings(), options)
+            .await
+            .context("starting the engine")?;
         let listener =
             TcpListener::bind(&config.bind).with_context(|| format!("binding {}", config.bind))?;
         let port = listener.local_addr()?.port();

@@ -23,6 +23,11 @@ pub enum EngineError {
     Menu(#[from] MenuError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("the payment was declined: {0}")]
+    PaymentDeclined(String),
+    /// No gateway could take the payment, or its outcome is not known yet: nothing is charged.
+    #[error("{0}")]
+    PaymentUnavailable(&'static str),
     #[error("the engine is restarting, retry shortly")]
     Unavailable,
 }

@@ -12,8 +12,10 @@ use super::dispatcher::{
 use super::error::EngineError;
 use super::services::Shared;
 use super::supervision::{Restarts, guarded};
+use crate::domain::ledger;
 use crate::domain::{Command, Order, Stage};
 use crate::events::relay;
+use crate::payments::plan::settlement_ops;
 use crate::persistence::{Write, WriteUnit};
 use crate::wire::OfferRestaurant;
 
@@ -133,6 +135,13 @@ impl OrderActor {
             Write::SaveOrder(next.clone()),
             Write::Event(relay::order_updated(&next, now)),
         ];
+        // Money moves in the same commit as the change that moves it.
+        let txns = ledger::movements(&self.order, &next, self.services.policy.split, now);
+        for op in settlement_ops(&next, &txns, now) {
+            writes.push(Write::Event(relay::payment_requested(&next, &op, now)));
+            writes.push(Write::SavePaymentOp(op));
+        }
+        writes.extend(txns.into_iter().map(Write::Ledger));
         // Accepted: dispatch begins in the same commit (both stages are announced), so the
         // restaurant's accept costs one round trip to the store, not two.
         let dispatching = (next.stage == Stage::Preparing)

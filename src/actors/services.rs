@@ -43,6 +43,8 @@ pub struct Services {
     pub subjects: super::subjects::Subjects,
     /// Moved riders' positions for other readers (Redis when configured).
     pub positions: crate::events::positions::PositionFeed,
+    /// The payment gateways, behind retries, breakers and fallback.
+    pub gateways: Arc<crate::payments::Gateways>,
 }
 
 pub type Shared = Arc<Services>;

@@ -157,6 +157,12 @@ impl From<EngineError> for ApiError {
                 )
                 .retry_after(1)
             }
+            EngineError::PaymentDeclined(_) => {
+                Self::new(S::PAYMENT_REQUIRED, "payment_declined", msg)
+            }
+            EngineError::PaymentUnavailable(_) => {
+                Self::new(S::SERVICE_UNAVAILABLE, "payment_unavailable", msg).retry_after(5)
+            }
             EngineError::Unavailable => {
                 Self::new(S::SERVICE_UNAVAILABLE, "unavailable", msg).retry_after(1)
             }

@@ -14,6 +14,7 @@ pub mod gate;
 pub mod idempotency;
 pub mod limits;
 pub mod menus;
+pub mod money;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
@@ -39,6 +40,8 @@ use error::ApiError;
         orders::place, orders::get_one, orders::update, orders::cancel, orders::pickup,
         orders::deliver, orders::rate, orders::history, events::order_events,
         events::dead_letters, events::replay_dead_letter, events::stats,
+        money::payment, money::restaurant_payouts, money::rider_earnings, money::run_payouts,
+        money::trial_balance, money::reconciliation,
         ws::connect,
     ),
     components(schemas(crate::wire::ServerMessage, crate::wire::ErrorBody)),
@@ -136,6 +139,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         .service(events::dead_letters)
         .service(events::replay_dead_letter)
         .service(events::stats)
+        .service(money::payment)
+        .service(money::restaurant_payouts)
+        .service(money::rider_earnings)
+        .service(money::run_payouts)
+        .service(money::trial_balance)
+        .service(money::reconciliation)
         .service(ops::run_retention)
         .service(ws::connect);
     if features.test_clock {

@@ -17,8 +17,8 @@ use super::idempotency::{self, Reply};
 use crate::actors::{Engine, NewOrderRequest};
 use crate::domain::order::Refund;
 use crate::domain::{
-    Cents, Command, CustomerId, Delivery, ItemId, LatLng, Order, OrderId, OrderLine, RestaurantId,
-    RiderId,
+    Cents, Command, CustomerId, Delivery, ItemId, LatLng, Order, OrderId, OrderLine, PaymentMethod,
+    RestaurantId, RiderId,
 };
 use crate::persistence::HistoryCursor;
 use crate::wire::{OrderView, RestaurantView};
@@ -89,6 +89,19 @@ pub struct PlaceOrder {
     pub delivery: DeliveryInput,
     #[serde(default)]
     pub deliver_at: Option<DateTime<Utc>>,
+    /// How the customer pays (card by default).
+    #[serde(default)]
+    pub payment: Option<PaymentInput>,
+}
+
+#[derive(Deserialize, Serialize, ToSchema)]
+pub struct PaymentInput {
+    #[serde(default)]
+    pub method: PaymentMethod,
+    /// The gateway's token for the customer's card or account.
+    #[serde(default)]
+    #[schema(max_length = 200)]
+    pub token: Option<String>,
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -240,6 +253,12 @@ pub async fn place(
         lines: validate_items(&body.items)?,
         delivery: delivery(&body.delivery)?,
         deliver_at: deliver_at(body.deliver_at, engine.now())?,
+        payment: body.payment.as_ref().map(|p| p.method).unwrap_or_default(),
+        payment_token: optional_text(
+            "payment.token",
+            body.payment.as_ref().and_then(|p| p.token.as_deref()),
+            200,
+        )?,
     };
     let (order, _created) = engine.place_order(request, idem).await?;
     Ok(HttpResponse::Created().json(OrderView::from(&order)))

@@ -60,3 +60,97 @@ impl OrderPayment {
             .flatten()
     }
 }
+
+/// An operation at a payment gateway.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpKind {
+    Authorize,
+    Capture,
+    Refund,
+    Void,
+    Transfer,
+}
+
+impl OpKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpKind::Authorize => "authorize",
+            OpKind::Capture => "capture",
+            OpKind::Refund => "refund",
+            OpKind::Void => "void",
+            OpKind::Transfer => "transfer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            OpKind::Authorize,
+            OpKind::Capture,
+            OpKind::Refund,
+            OpKind::Void,
+            OpKind::Transfer,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
+/// Where a gateway operation stands in our books.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OpStatus {
+    /// Recorded, not yet confirmed by the gateway (the settlement consumer sends it).
+    Pending,
+    Succeeded,
+    /// Gave up after its retries: visible to ops, replayable from the dead letters.
+    Failed,
+    Declined,
+    /// The gateway did not say (a timeout); resolved later by a status lookup.
+    Unknown,
+    /// An authorisation that landed after we stopped waiting, released.
+    Voided,
+}
+
+impl OpStatus {
+    pub const ALL: [OpStatus; 6] = [
+        OpStatus::Pending,
+        OpStatus::Succeeded,
+        OpStatus::Failed,
+        OpStatus::Declined,
+        OpStatus::Unknown,
+        OpStatus::Voided,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpStatus::Pending => "pending",
+            OpStatus::Succeeded => "succeeded",
+            OpStatus::Failed => "failed",
+            OpStatus::Declined => "declined",
+            OpStatus::Unknown => "unknown",
+            OpStatus::Voided => "voided",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// One gateway operation as we record it: its idempotency key is its identity, so the same
+/// operation recorded twice is one row, and sent twice is one movement at the gateway.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentOp {
+    pub key: String,
+    pub order_id: Option<super::OrderId>,
+    pub kind: OpKind,
+    pub amount: super::Cents,
+    pub gateway: Option<String>,
+    /// The authorisation it applies to, or a payout's destination.
+    pub reference: Option<String>,
+    pub status: OpStatus,
+    pub attempts: u32,
+    pub error: Option<String>,
+    pub at: chrono::DateTime<chrono::Utc>,
+}

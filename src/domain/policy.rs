@@ -10,11 +10,16 @@ use super::order::{Cents, Refund, Stage};
 #[derive(Clone, Debug)]
 pub struct Policy {
     pub radius_m: f64,
+    /// How a delivered order's money is split.
+    pub split: super::ledger::Split,
 }
 
 impl Default for Policy {
     fn default() -> Self {
-        Self { radius_m: 5_000.0 }
+        Self {
+            radius_m: 5_000.0,
+            split: super::ledger::Split::default(),
+        }
     }
 }
 

@@ -79,6 +79,12 @@ pub struct Backbone {
     pub probe: Option<Arc<Probe>>,
 }
 
+/// The threads the backbone runs on: its own, and the commit thread (the fan-out).
+pub struct Threads {
+    pub backbone: ArbiterHandle,
+    pub commit: ArbiterHandle,
+}
+
 /// Why a dead letter cannot be replayed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ReplayRefused {
@@ -96,9 +102,13 @@ impl Backbone {
         writer: Writer,
         hub: Hub,
         feed: LogFeed,
-        arbiter: ArbiterHandle,
-        commit_arbiter: ArbiterHandle,
+        gateways: Arc<crate::payments::Gateways>,
+        threads: Threads,
     ) -> Self {
+        let Threads {
+            backbone: arbiter,
+            commit: commit_arbiter,
+        } = threads;
         let cx = Context {
             member: format!("dabba-{}", uuid::Uuid::new_v4().simple()),
             options,
@@ -142,6 +152,14 @@ impl Backbone {
         );
         // Analytics rebuilds its figures from the retained log at every start.
         backbone.consume(&cx, backbone.analytics.clone(), Durability::Rebuilt);
+        // Payments: gateway operations the ledger asked for.
+        let settlement = crate::payments::settle::Settlement::new(
+            gateways,
+            cx.store.clone(),
+            cx.writer.clone(),
+            cx.options.policy.max_attempts,
+        );
+        backbone.consume(&cx, Arc::new(settlement), Durability::Group);
         if let Some(probe) = backbone.probe.clone() {
             backbone.consume(&cx, probe, Durability::Group);
         }

@@ -28,6 +28,29 @@ pub fn order_updated(order: &Order, at: DateTime<Utc>) -> OutboxEvent {
     }
 }
 
+/// The outbox event asking the settlement consumer to send `op` to its gateway (and telling
+/// the stream's payment readers).
+pub fn payment_requested(
+    order: &Order,
+    op: &crate::domain::payment::PaymentOp,
+    at: DateTime<Utc>,
+) -> OutboxEvent {
+    let payload = serde_json::json!({"type": "payment.requested", "op": op});
+    OutboxEvent {
+        event_id: uuid::Uuid::new_v4(),
+        kind: "payment.requested",
+        order_id: order.id,
+        version: order.version,
+        to: Recipients {
+            customer: order.customer_id,
+            restaurant: order.restaurant_id,
+            rider: order.rider_id,
+        },
+        payload: payload.to_string().into(),
+        at,
+    }
+}
+
 /// The writer's sink: hands every commit's events to the [`LogFeed`] its readers follow (the
 /// WebSocket fan-out, the stream publishers, the consumers), in commit order.
 #[derive(Default)]

@@ -10,6 +10,8 @@ use super::records::{
     CustomerRecord, DeadLetterRecord, JobRecord, OutboxEvent, RatingRecord, RiderRecord,
     SavedResponse,
 };
+use crate::domain::ledger::LedgerTxn;
+use crate::domain::payment::PaymentOp;
 use crate::domain::{Menu, Order, OrderId, Restaurant, RestaurantId};
 
 #[derive(Clone, Debug)]
@@ -44,6 +46,11 @@ pub enum Write {
         restaurant: Restaurant,
         at: DateTime<Utc>,
     },
+    /// Appends a balanced ledger transaction (skipped if its id was written before).
+    Ledger(LedgerTxn),
+    /// Records a gateway operation or moves it on.
+    SavePaymentOp(PaymentOp),
+    SavePayout(super::money::PayoutRecord),
     /// Replaces a restaurant's menu.
     SaveMenu {
         restaurant: RestaurantId,

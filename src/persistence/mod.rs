@@ -12,6 +12,7 @@ mod batch;
 mod dialect;
 mod instance_lock;
 mod log;
+pub mod money;
 mod planner;
 mod postgres;
 mod records;

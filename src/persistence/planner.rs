@@ -68,6 +68,9 @@ pub fn plan<'a>(units: &'a [WriteUnit], applies: &[bool]) -> BatchPlan<'a> {
                 | Write::AddRestaurant { .. }
                 | Write::SetRestaurantOpen { .. }
                 | Write::SaveMenu { .. }
+                | Write::Ledger(_)
+                | Write::SavePaymentOp(_)
+                | Write::SavePayout(_)
                 | Write::AddCustomer { .. } => p.singles.push(write),
             }
         }

@@ -76,7 +76,7 @@ pub struct Recipients {
 }
 
 /// The kinds of event the outbox holds.
-pub const EVENT_KINDS: &[&str] = &["order.updated"];
+pub const EVENT_KINDS: &[&str] = &["order.updated", "payment.requested", "payment.settled"];
 
 /// The static name of a known event kind.
 pub fn event_kind(kind: &str) -> Option<&'static str> {

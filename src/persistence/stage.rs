@@ -176,6 +176,9 @@ fn guard(what: &str, by: &str, wanted: usize, changed: u64) -> StoreResult<()> {
 fn single(write: &Write) -> Vec<super::dialect::Stmt> {
     match write {
         Write::AddRestaurant { restaurant, at } => vec![sql::add_restaurant(restaurant, *at)],
+        Write::Ledger(txn) => super::money::post_ledger(txn),
+        Write::SavePaymentOp(op) => vec![super::money::save_op(op)],
+        Write::SavePayout(p) => vec![super::money::save_payout(p)],
         Write::SaveMenu {
             restaurant,
             menu,

@@ -64,17 +64,17 @@ pub fn events_for(reader: LogReader, seq: i64, limit: i64) -> Stmt {
         ),
         LogReader::Customer(id) => (
             "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
-             FROM outbox WHERE seq > $1 AND customer_id = $3 ORDER BY seq LIMIT $2",
+             FROM outbox WHERE seq > $1 AND customer_id = $3 AND kind = 'order.updated' ORDER BY seq LIMIT $2",
             Some(id.to_string()),
         ),
         LogReader::Restaurant(id) => (
             "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
-             FROM outbox WHERE seq > $1 AND restaurant_id = $3 ORDER BY seq LIMIT $2",
+             FROM outbox WHERE seq > $1 AND restaurant_id = $3 AND kind = 'order.updated' ORDER BY seq LIMIT $2",
             Some(id.to_string()),
         ),
         LogReader::Rider(id) => (
             "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
-             FROM outbox WHERE seq > $1 AND rider_id = $3 ORDER BY seq LIMIT $2",
+             FROM outbox WHERE seq > $1 AND rider_id = $3 AND kind = 'order.updated' ORDER BY seq LIMIT $2",
             Some(id.to_string()),
         ),
     };

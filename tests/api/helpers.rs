@@ -35,6 +35,8 @@ pub struct TestApp {
     engine: dabba::actors::Engine,
     /// The prefix of this server's Redis streams.
     pub stream_prefix: String,
+    /// The base URL of this server's fake vendor server (`/_control/{vendor}`, `/_records/{vendor}`).
+    pub vendors: String,
     _data: Option<TempDir>,
 }
 
@@ -155,6 +157,12 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         None => store_for_test().await,
     };
     let stream_prefix = format!("dabba-test-{}", Uuid::new_v4().simple());
+    // Every test server its own fake gateways, so a test can flip their switches.
+    let (vendor_addr, vendors) = dabba::vendors::FakeVendors::default()
+        .serve("127.0.0.1:0")
+        .expect("fake vendors bind");
+    actix_web::rt::spawn(vendors);
+    let vendors = format!("http://{vendor_addr}");
     let config = ServeConfig {
         bind: "127.0.0.1:0".into(),
         database_url,
@@ -171,6 +179,12 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
             consumer_claim_idle_secs: 2,
             kafka_brokers: opts.kafka_brokers.clone(),
             kafka_topic_prefix: stream_prefix.clone(),
+            ..Default::default()
+        },
+        money: dabba::config::MoneyArgs {
+            gateways: Some(dabba::payments::fake_spec(&vendors)),
+            gateway_timeout_ms: 500,
+            gateway_breaker_secs: 1,
             ..Default::default()
         },
         trusted_proxies: opts.trusted_proxies.clone(),
@@ -210,6 +224,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         server,
         engine,
         stream_prefix,
+        vendors,
         _data: data,
     }
 }

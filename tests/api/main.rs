@@ -13,6 +13,7 @@ mod instance;
 mod kafka;
 mod limits;
 mod menus;
+mod money;
 mod orders;
 mod outage;
 mod outbox;

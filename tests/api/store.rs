@@ -95,7 +95,7 @@ async fn the_database_refuses_what_the_domain_never_writes() {
                 payment: None,
             },
             Utc::now(),
-            &Policy { radius_m: 5_000.0 },
+            &Policy::default(),
         )
         .unwrap()
     };

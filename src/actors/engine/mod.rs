@@ -8,11 +8,14 @@ use chrono::{DateTime, Utc};
 
 mod log;
 mod orders;
+mod payments;
+mod payouts;
 mod registration;
 mod riders;
 mod time;
 
 pub use log::{ConsumerFigures, EventStats, ReplayError, Resume};
+pub use payments::Mismatch;
 
 use super::directory::Directory;
 use super::dispatcher::{Dispatcher, InjectDispatcherFault, load_recovered};
@@ -45,6 +48,10 @@ pub struct EngineOptions {
     pub redis_url: Option<String>,
     /// The event streams and their consumers (Redis comes from `redis_url`).
     pub backbone: BackboneOptions,
+    /// The payment gateways; `None` starts the fake ones in process (the embedded default).
+    pub gateways: Option<Arc<crate::payments::Gateways>>,
+    /// Length of a payout period.
+    pub payout_period: chrono::Duration,
 }
 
 impl Default for EngineOptions {
@@ -56,6 +63,8 @@ impl Default for EngineOptions {
             retention_every: std::time::Duration::from_secs(3_600),
             redis_url: None,
             backbone: BackboneOptions::default(),
+            gateways: None,
+            payout_period: chrono::Duration::days(1),
         }
     }
 }
@@ -74,6 +83,7 @@ pub struct Engine {
     /// Every arbiter the engine started (orders and dispatcher, writer), for [`Engine::stop`].
     arbiters: Arc<Vec<ArbiterHandle>>,
     retention: chrono::Duration,
+    payout_period: chrono::Duration,
     /// Placements in flight, limited by their measured latency.
     admission: Arc<super::admission::Admission>,
     /// The stream publisher and the event consumers.
@@ -117,7 +127,18 @@ impl Engine {
         for rider in &recovered.riders {
             subjects.remember(rider.id.0);
         }
+        let gateways = match options.gateways.clone() {
+            Some(g) => g,
+            None => Arc::new(
+                crate::payments::in_process(
+                    std::time::Duration::from_secs(2),
+                    crate::payments::PoolConfig::default(),
+                )
+                .map_err(|e| EngineError::InvalidState(format!("fake gateways: {e}")))?,
+            ),
+        };
         let services = Arc::new(Services {
+            gateways: gateways.clone(),
             store,
             writer,
             faults: options.faults,
@@ -140,8 +161,11 @@ impl Engine {
             services.writer.clone(),
             services.hub.clone(),
             relay.feed(),
-            backbone_arbiter.handle(),
-            arbiter.handle(),
+            gateways,
+            crate::events::backbone::Threads {
+                backbone: backbone_arbiter.handle(),
+                commit: arbiter.handle(),
+            },
         );
         let for_dispatcher = services.clone();
         let dispatcher = Supervisor::start_in_arbiter(&arbiter.handle(), move |_| {
@@ -153,6 +177,7 @@ impl Engine {
             orders_arbiter: arbiter.handle(),
             arbiters: Arc::new(vec![arbiter.handle(), backbone_arbiter.handle()]),
             retention: options.retention,
+            payout_period: options.payout_period,
             admission: Arc::default(),
             backbone: Arc::new(backbone),
         };
@@ -174,8 +199,18 @@ impl Engine {
         }
     }
 
-    /// Periodic jobs: retention.
+    /// Periodic jobs: retention, and resolving payments whose outcome was unknown.
     fn spawn_housekeeping(&self, retention_every: std::time::Duration) {
+        let engine = self.clone();
+        self.orders_arbiter.spawn(async move {
+            let mut every = actix_rt::time::interval(std::time::Duration::from_secs(2));
+            loop {
+                every.tick().await;
+                if let Err(error) = engine.resolve_unknown_payments().await {
+                    tracing::warn!(%error, "resolving unknown payments failed; will retry");
+                }
+            }
+        });
         let engine = self.clone();
         self.orders_arbiter.spawn(async move {
             let mut every = actix_rt::time::interval(retention_every);
@@ -316,4 +351,7 @@ pub struct NewOrderRequest {
     pub lines: Vec<crate::domain::OrderLine>,
     pub delivery: crate::domain::Delivery,
     pub deliver_at: Option<DateTime<Utc>>,
+    pub payment: crate::domain::PaymentMethod,
+    /// The gateway token of an online payment.
+    pub payment_token: Option<String>,
 }

@@ -4,6 +4,7 @@
 use super::{Engine, HISTORY_WINDOW, NewOrderRequest};
 use crate::actors::error::EngineError;
 use crate::actors::order::{ApplyCommand, GetOrder};
+use crate::domain::ledger;
 use crate::domain::order::{NewOrder, new_order};
 use crate::domain::{Command, CustomerId, Order, OrderId, Restaurant};
 use crate::events::relay;
@@ -35,7 +36,7 @@ impl Engine {
         if !restaurant.open {
             return Err(EngineError::RestaurantClosed);
         }
-        let order = new_order(
+        let mut order = new_order(
             NewOrder {
                 customer_id: customer,
                 restaurant_id: restaurant.id,
@@ -52,18 +53,28 @@ impl Engine {
             .as_ref()
             .map(|(_, h)| h.clone())
             .unwrap_or_default();
-        let unit = WriteUnit::new(vec![
+        let authorized = self
+            .authorize(&mut order, input.payment, input.payment_token)
+            .await?;
+        let mut writes = vec![
             Write::PlaceOrder {
                 order: order.clone(),
                 idempotency,
             },
             Write::Event(relay::order_updated(&order, order.placed_at)),
-        ]);
+        ];
+        writes.extend(authorized.iter().cloned().map(Write::SavePaymentOp));
+        writes.extend(ledger::authorization(&order).map(Write::Ledger));
+        let unit = WriteUnit::new(writes);
         if let UnitOutcome::Replayed {
             request_hash,
             order_id,
         } = self.services.writer.submit_new(unit).await?
         {
+            // A concurrent repeat won: release what this one authorised.
+            if let Some(op) = authorized {
+                self.void_authorization(op);
+            }
             return self.replay(&hash, &request_hash, order_id).await;
         }
         metrics::counter!("dabba_orders_placed_total").increment(1);

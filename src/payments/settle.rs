@@ -1,0 +1,137 @@
+//! The settlement consumer: sends each requested gateway operation (capture, refund) under its
+//! idempotency key and records the gateway's answer; a refund confirmed moves its money out of
+//! the gateway's in-flight account. At-least-once delivery is safe: an operation already
+//! confirmed is skipped, and a repeat at the gateway returns the first answer.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+
+use super::gateway::{CallError, GatewayCall, OpKind, Outcome};
+use super::pool::Gateways;
+use crate::domain::ledger;
+use crate::domain::payment::{OpStatus, PaymentOp};
+use crate::events::consumer::{Consumer, Handling};
+use crate::events::family::Family;
+use crate::persistence::writer::Writer;
+use crate::persistence::{CommittedEvent, Store, Write, WriteUnit};
+
+pub const SETTLEMENT: &str = "payments";
+
+pub struct Settlement {
+    gateways: Arc<Gateways>,
+    store: Store,
+    writer: Writer,
+    /// Attempts after which an operation is marked failed for ops (and dead-lettered).
+    max_attempts: u32,
+}
+
+/// The outbox payload of a `payment.requested` event.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Requested {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub op: PaymentOp,
+}
+
+impl Settlement {
+    pub fn new(gateways: Arc<Gateways>, store: Store, writer: Writer, max_attempts: u32) -> Self {
+        Self {
+            gateways,
+            store,
+            writer,
+            max_attempts,
+        }
+    }
+
+    async fn settle(&self, requested: PaymentOp) -> Result<(), String> {
+        let current = self
+            .store
+            .payment_op(&requested.key)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or(requested);
+        if matches!(current.status, OpStatus::Succeeded | OpStatus::Voided) {
+            return Ok(());
+        }
+        let gateway = current.gateway.clone().unwrap_or_default();
+        let call = GatewayCall {
+            key: current.key.clone(),
+            kind: current.kind,
+            amount: current.amount,
+            token: None,
+            reference: current.reference.clone(),
+        };
+        let answer = self.gateways.execute(&gateway, &call).await;
+        let now = Utc::now();
+        let mut next = PaymentOp {
+            attempts: current.attempts + 1,
+            at: now,
+            ..current.clone()
+        };
+        let mut writes = vec![];
+        let result = match answer {
+            Ok(Outcome::Approved { .. }) => {
+                next.status = OpStatus::Succeeded;
+                next.error = None;
+                if let (OpKind::Refund, Some(order)) = (next.kind, next.order_id) {
+                    writes.push(Write::Ledger(ledger::refund_settled(
+                        order,
+                        &gateway,
+                        next.amount,
+                        now,
+                    )));
+                }
+                Ok(())
+            }
+            Ok(Outcome::Declined { reason }) => {
+                next.status = OpStatus::Failed;
+                next.error = Some(reason);
+                Ok(())
+            }
+            Err(e) => {
+                let gave_up = next.attempts >= self.max_attempts;
+                next.status = if gave_up {
+                    OpStatus::Failed
+                } else {
+                    match e {
+                        CallError::Timeout => OpStatus::Unknown,
+                        CallError::Unavailable(_) => OpStatus::Pending,
+                    }
+                };
+                next.error = Some(e.to_string());
+                Err(format!("{} {}: {e}", next.kind.as_str(), next.key))
+            }
+        };
+        metrics::counter!("dabba_payment_settlements_total", "op" => next.kind.as_str(),
+            "status" => next.status.as_str())
+        .increment(1);
+        writes.insert(0, Write::SavePaymentOp(next));
+        self.writer
+            .submit(WriteUnit::new(writes))
+            .await
+            .map_err(|e| e.to_string())?;
+        result
+    }
+}
+
+impl Consumer for Settlement {
+    fn name(&self) -> &'static str {
+        SETTLEMENT
+    }
+
+    fn families(&self) -> &'static [Family] {
+        &[Family::Payments]
+    }
+
+    fn handle<'a>(&'a self, event: &'a CommittedEvent) -> Handling<'a> {
+        Box::pin(async move {
+            if event.event.kind != "payment.requested" {
+                return Ok(());
+            }
+            let requested: Requested = serde_json::from_str(&event.event.payload)
+                .map_err(|e| format!("unreadable payment request: {e}"))?;
+            self.settle(requested.op).await
+        })
+    }
+}
