@@ -87,7 +87,7 @@ pub fn events_for(reader: LogReader, seq: i64, limit: i64) -> Stmt {
 pub fn order_events(order: OrderId, after_version: i64, limit: i64) -> Stmt {
     Stmt::new(
         "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
-         FROM outbox WHERE order_id = $1 AND version > $2 ORDER BY seq LIMIT $3",
+         FROM outbox WHERE order_id = $1 AND version > $2 AND kind = 'order.updated' ORDER BY seq LIMIT $3",
         vec![Text(order.to_string()), Int(after_version), Int(limit)],
     )
 }

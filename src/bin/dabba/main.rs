@@ -58,6 +58,16 @@ enum Cmd {
     },
     /// Apply database migrations and exit.
     Migrate(ServeConfig),
+    /// Runs the fake vendor server (payment gateways `paycore` and `razorpe`) on its own;
+    /// point `DABBA_GATEWAYS` at it and flip its switches with `PUT /_control/{vendor}`.
+    FakeVendors {
+        #[arg(
+            long,
+            env = "DABBA_FAKE_VENDORS_BIND",
+            default_value = "127.0.0.1:7070"
+        )]
+        bind: String,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -95,6 +105,14 @@ fn main() -> anyhow::Result<()> {
             let keys = config.secrets.keys(&config.data_dir, config.lifetimes)?;
             actix_web::rt::spawn(demo::run(base, keys, city));
             app.run_until_stopped().await.context("server")
+        }),
+        Cmd::FakeVendors { bind } => actix_web::rt::System::new().block_on(async move {
+            let (addr, server) = dabba::vendors::FakeVendors::default().serve(&bind)?;
+            println!(
+                "fake vendors on http://{addr}: DABBA_GATEWAYS={}",
+                dabba::payments::fake_spec(&format!("http://{addr}"))
+            );
+            server.await.context("fake vendor server")
         }),
         Cmd::Migrate(config) => actix_web::rt::System::new().block_on(async move {
             let url = config.store_url()?;
