@@ -166,6 +166,7 @@ fn record(p: RazorpePayment) -> Option<GatewayRecord> {
         amount: Cents(p.amount_paise),
         status: status.into(),
         reference: p.payment_ref,
+        calls: 0,
     })
 }
 

@@ -54,6 +54,9 @@ pub struct GatewayRecord {
     /// `approved`, `declined`, `voided` (an authorisation released later) or `processing`.
     pub status: String,
     pub reference: Option<String>,
+    /// How many requests carried this key (the fake vendor reports it; retries show here).
+    #[serde(default)]
+    pub calls: u32,
 }
 
 impl GatewayRecord {

@@ -89,13 +89,13 @@ impl FakeVendors {
     /// Runs one operation: a repeat of a key answers what the first call did.
     async fn handle(&self, r: Request) -> Answer {
         let id = (r.vendor.to_owned(), r.key.clone());
-        if let Some(done) = self
-            .book()
-            .ops
-            .get(&id)
-            .filter(|o| o.status != "processing")
-        {
-            return Answer::Done(done.clone());
+        if let Some(done) = self.book().ops.get_mut(&id) {
+            // Every request with the key counts: a retry shows in `calls`, never as a new
+            // operation.
+            done.calls += 1;
+            if done.status != "processing" {
+                return Answer::Done(done.clone());
+            }
         }
         let switch = self.switch(r.vendor);
         match switch.mode {
@@ -121,6 +121,7 @@ impl FakeVendors {
             kind: r.kind,
             amount: r.amount,
             status: "processing".into(),
+            calls: 1,
             reference: Some(match (r.kind, &r.reference) {
                 (OpKind::Authorize, _) | (_, None) => {
                     format!("pay_{}", uuid::Uuid::new_v4().simple())
@@ -129,7 +130,10 @@ impl FakeVendors {
             }),
         };
         if !delay.is_zero() {
-            self.book().ops.insert(id.clone(), record.clone());
+            self.book()
+                .ops
+                .entry(id.clone())
+                .or_insert_with(|| record.clone());
             actix_web::rt::time::sleep(delay).await;
         }
         record.status = if declined { "declined" } else { "approved" }.into();
@@ -143,6 +147,7 @@ impl FakeVendors {
         }
         let stored = book.ops.entry(id).or_insert_with(|| record.clone());
         if stored.status == "processing" {
+            record.calls = stored.calls;
             *stored = record;
         }
         Answer::Done(stored.clone())

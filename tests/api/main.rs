@@ -14,6 +14,7 @@ mod kafka;
 mod limits;
 mod menus;
 mod money;
+mod money_crash;
 mod orders;
 mod outage;
 mod outbox;
