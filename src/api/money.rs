@@ -11,7 +11,7 @@ use super::auth::{Caller, Role};
 use super::error::{ApiError, ApiResult};
 use super::orders::load_visible;
 use crate::actors::Engine;
-use crate::actors::engine::Mismatch;
+use crate::actors::engine::{Mismatch, RiderEarnings};
 use crate::domain::payment::{OpKind, OpStatus, PaymentMethod};
 use crate::domain::{RestaurantId, RiderId, Stage};
 use crate::persistence::money::PayoutRecord;
@@ -124,16 +124,8 @@ pub async fn restaurant_payouts(
     }))
 }
 
-#[derive(Serialize, ToSchema)]
-pub struct Earnings {
-    pub deliveries: i64,
-    pub earned_cents: i64,
-    pub paid_cents: i64,
-    pub pending_cents: i64,
-}
-
 #[utoipa::path(get, path = "/v1/riders/{id}/earnings", tag = "money", params(("id" = Uuid, Path)),
-    responses((status = 200, body = Earnings), (status = 403)), security(("bearer" = [])))]
+    responses((status = 200, body = RiderEarnings), (status = 403)), security(("bearer" = [])))]
 #[get("/v1/riders/{id}/earnings")]
 pub async fn rider_earnings(
     engine: web::Data<Engine>,
@@ -143,14 +135,7 @@ pub async fn rider_earnings(
     if !(caller.is(Role::Ops) || (caller.is(Role::Rider) && caller.sub == *id)) {
         return Err(ApiError::forbidden());
     }
-    let (deliveries, earned_cents, paid_cents, pending_cents) =
-        engine.rider_earnings(RiderId(*id)).await?;
-    Ok(HttpResponse::Ok().json(Earnings {
-        deliveries,
-        earned_cents,
-        paid_cents,
-        pending_cents,
-    }))
+    Ok(HttpResponse::Ok().json(engine.rider_earnings(RiderId(*id)).await?))
 }
 
 #[derive(Serialize, ToSchema)]

@@ -102,7 +102,7 @@ impl Backbone {
         writer: Writer,
         hub: Hub,
         feed: LogFeed,
-        gateways: Arc<crate::payments::Gateways>,
+        settlement: Arc<crate::payments::settle::Settlement>,
         threads: Threads,
     ) -> Self {
         let Threads {
@@ -153,13 +153,7 @@ impl Backbone {
         // Analytics rebuilds its figures from the retained log at every start.
         backbone.consume(&cx, backbone.analytics.clone(), Durability::Rebuilt);
         // Payments: gateway operations the ledger asked for.
-        let settlement = crate::payments::settle::Settlement::new(
-            gateways,
-            cx.store.clone(),
-            cx.writer.clone(),
-            cx.options.policy.max_attempts,
-        );
-        backbone.consume(&cx, Arc::new(settlement), Durability::Group);
+        backbone.consume(&cx, settlement, Durability::Group);
         if let Some(probe) = backbone.probe.clone() {
             backbone.consume(&cx, probe, Durability::Group);
         }

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use chrono::Utc;
+use crate::domain::Clock;
 
 use super::gateway::{CallError, GatewayCall, OpKind, Outcome};
 use super::pool::Gateways;
@@ -18,10 +18,14 @@ use crate::persistence::{CommittedEvent, Store, Write, WriteUnit};
 
 pub const SETTLEMENT: &str = "payments";
 
+/// How long an operation may wait for its answer before the sweep sends it again.
+const STALE: chrono::Duration = chrono::Duration::seconds(60);
+
 pub struct Settlement {
     gateways: Arc<Gateways>,
     store: Store,
     writer: Writer,
+    clock: Clock,
     /// Attempts after which an operation is marked failed for ops (and dead-lettered).
     max_attempts: u32,
 }
@@ -35,16 +39,37 @@ pub struct Requested {
 }
 
 impl Settlement {
-    pub fn new(gateways: Arc<Gateways>, store: Store, writer: Writer, max_attempts: u32) -> Self {
+    pub fn new(
+        gateways: Arc<Gateways>,
+        store: Store,
+        writer: Writer,
+        clock: Clock,
+        max_attempts: u32,
+    ) -> Self {
         Self {
             gateways,
             store,
             writer,
+            clock,
             max_attempts,
         }
     }
 
-    async fn settle(&self, requested: PaymentOp) -> Result<(), String> {
+    /// Re-sends captures and refunds that have waited too long for an answer (a lost event
+    /// retry, an unknown outcome), so none depends on the event being delivered again.
+    pub async fn sweep(&self) -> Result<usize, crate::persistence::StoreError> {
+        let before = self.clock.now() - STALE;
+        let stale = self.store.stale_settlements(before, 100).await?;
+        let n = stale.len();
+        for op in stale {
+            if let Err(error) = self.settle(op).await {
+                tracing::warn!(%error, "settlement sweep: still not settled");
+            }
+        }
+        Ok(n)
+    }
+
+    pub async fn settle(&self, requested: PaymentOp) -> Result<(), String> {
         let current = self
             .store
             .payment_op(&requested.key)
@@ -63,7 +88,7 @@ impl Settlement {
             reference: current.reference.clone(),
         };
         let answer = self.gateways.execute(&gateway, &call).await;
-        let now = Utc::now();
+        let now = self.clock.now();
         let mut next = PaymentOp {
             attempts: current.attempts + 1,
             at: now,

@@ -239,6 +239,23 @@ impl Store {
         rows.into_iter().map(decode_op).collect()
     }
 
+    /// Captures and refunds still waiting for the gateway's answer, last touched before `before`.
+    pub async fn stale_settlements(
+        &self,
+        before: DateTime<Utc>,
+        limit: i64,
+    ) -> StoreResult<Vec<PaymentOp>> {
+        let rows: Vec<OpRow> = self
+            .all(Stmt::new(
+                "SELECT key, order_id, kind, amount_cents, gateway, reference, status, attempts, error, created_at
+                 FROM payment_ops WHERE status IN ('pending', 'unknown') AND kind IN ('capture', 'refund')
+                   AND updated_at < $1 ORDER BY updated_at LIMIT $2",
+                vec![Int(millis(before)), Int(limit)],
+            ))
+            .await?;
+        rows.into_iter().map(decode_op).collect()
+    }
+
     /// Operations a gateway should hold (for reconciliation).
     pub async fn gateway_ops(&self, gateway: &str) -> StoreResult<Vec<PaymentOp>> {
         let rows: Vec<OpRow> = self
@@ -298,6 +315,21 @@ impl Store {
             ))
             .await?;
         Ok(row.unwrap_or((0, 0)))
+    }
+
+    /// What a rider collected in cash for the platform (the totals of its cash deliveries).
+    pub async fn cash_collected(&self, account: &str) -> StoreResult<i64> {
+        let row: Option<(i64,)> = self
+            .optional(Stmt::new(
+                "SELECT CAST(COALESCE(SUM(g.gross), 0) AS BIGINT) FROM ledger_entries e
+                 JOIN (SELECT txn_id, -SUM(amount_cents) AS gross FROM ledger_entries
+                       WHERE amount_cents < 0 AND kind = 'cash_delivery' GROUP BY txn_id) g
+                   ON g.txn_id = e.txn_id
+                 WHERE e.account = $1 AND e.kind = 'cash_delivery'",
+                vec![Text(account.into())],
+            ))
+            .await?;
+        Ok(row.map_or(0, |(c,)| c))
     }
 
     pub async fn payouts(&self, account: &str) -> StoreResult<Vec<PayoutRecord>> {

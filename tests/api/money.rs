@@ -310,3 +310,102 @@ async fn a_stalled_authorisation_is_503_and_its_late_success_is_voided() {
     let tb = balanced(&app).await;
     assert_eq!(tb["accounts"], json!([]));
 }
+
+#[actix_web::test]
+async fn a_refund_the_gateway_keeps_failing_is_visible_then_replayed_once() {
+    let app = spawn_app().await;
+    let restaurant = app.restaurant().await;
+    let (_, c) = app.customer().await;
+    let order = app.place(&c, &restaurant.0).await;
+    switch(&app, "paycore", "fail").await;
+    let r = app
+        .post(&format!("/v1/orders/{order}/cancel"), &c, json!({}))
+        .await;
+    assert_eq!(r.status, 200);
+    // Retried, then marked failed for ops and parked as dead letters.
+    eventually("the refund marked failed", async || {
+        payment(&app, &order).await["status"] == "failed"
+    })
+    .await;
+    let letters = async || {
+        app.get("/v1/ops/dead-letters", &app.ops).await.body["dead_letters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| d["consumer"] == "payments")
+            .cloned()
+            .collect::<Vec<Value>>()
+    };
+    eventually("both operations parked", async || {
+        letters().await.len() == 2
+    })
+    .await;
+    assert!(
+        records(&app, "paycore")
+            .await
+            .iter()
+            .all(|r| r["kind"] == "authorize")
+    );
+    // The gateway recovers; ops replay: the capture and the refund land once each.
+    switch(&app, "paycore", "ok").await;
+    actix_web::rt::time::sleep(Duration::from_millis(1_200)).await;
+    for letter in letters().await {
+        let id = letter["id"].as_str().unwrap();
+        let r = app
+            .post(
+                &format!("/v1/ops/dead-letters/{id}/replay"),
+                &app.ops,
+                json!({}),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+    }
+    eventually("the refund after the replay", async || {
+        payment(&app, &order).await["status"] == "partially_refunded"
+    })
+    .await;
+    let kinds: Vec<String> = records(&app, "paycore")
+        .await
+        .iter()
+        .map(|r| r["kind"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "refund").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| *k == "capture").count(),
+        1,
+        "{kinds:?}"
+    );
+    let tb = balanced(&app).await;
+    assert_eq!(balance(&tb, "gateway:paycore"), 0);
+}
+
+#[actix_web::test]
+async fn a_cash_order_splits_what_the_rider_collected() {
+    let app = spawn_app().await;
+    let restaurant = app.restaurant().await;
+    let (_, c) = app.customer().await;
+    let mut body = app.order_body(&restaurant.0, south(800.0));
+    body["payment"] = json!({"method": "cash"});
+    let (order, rider) = delivered(&app, &c, &restaurant, body).await;
+    let p = payment(&app, &order).await;
+    assert_eq!(
+        (p["status"].as_str(), p["method"].as_str()),
+        (Some("cash_due"), Some("cash"))
+    );
+    assert_eq!(p["events"], json!([]), "no gateway is involved");
+    let e = app
+        .get(&format!("/v1/riders/{rider}/earnings"), &app.ops)
+        .await;
+    assert_eq!(e.body["cash_collected_cents"], 22_000);
+    assert_eq!(e.body["earned_cents"], 3_000);
+    let tb = balanced(&app).await;
+    assert_eq!(
+        balance(&tb, &format!("restaurant:{}", restaurant.0)),
+        17_600
+    );
+    assert!(records(&app, "paycore").await.is_empty());
+}

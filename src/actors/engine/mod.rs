@@ -16,6 +16,7 @@ mod time;
 
 pub use log::{ConsumerFigures, EventStats, ReplayError, Resume};
 pub use payments::Mismatch;
+pub use payouts::RiderEarnings;
 
 use super::directory::Directory;
 use super::dispatcher::{Dispatcher, InjectDispatcherFault, load_recovered};
@@ -84,6 +85,8 @@ pub struct Engine {
     arbiters: Arc<Vec<ArbiterHandle>>,
     retention: chrono::Duration,
     payout_period: chrono::Duration,
+    /// Sends gateway operations (the backbone's `payments` consumer, and the sweep).
+    settlement: Arc<crate::payments::settle::Settlement>,
     /// Placements in flight, limited by their measured latency.
     admission: Arc<super::admission::Admission>,
     /// The stream publisher and the event consumers.
@@ -150,6 +153,13 @@ impl Engine {
             subjects,
             positions,
         });
+        let settlement = Arc::new(crate::payments::settle::Settlement::new(
+            gateways,
+            services.store.clone(),
+            services.writer.clone(),
+            services.clock.clone(),
+            options.backbone.policy.max_attempts,
+        ));
         // The backbone reads and decodes events off the commit thread.
         let backbone_arbiter = Arbiter::new();
         let backbone = Backbone::start(
@@ -161,7 +171,7 @@ impl Engine {
             services.writer.clone(),
             services.hub.clone(),
             relay.feed(),
-            gateways,
+            settlement.clone(),
             crate::events::backbone::Threads {
                 backbone: backbone_arbiter.handle(),
                 commit: arbiter.handle(),
@@ -178,6 +188,7 @@ impl Engine {
             arbiters: Arc::new(vec![arbiter.handle(), backbone_arbiter.handle()]),
             retention: options.retention,
             payout_period: options.payout_period,
+            settlement,
             admission: Arc::default(),
             backbone: Arc::new(backbone),
         };
@@ -208,6 +219,9 @@ impl Engine {
                 every.tick().await;
                 if let Err(error) = engine.resolve_unknown_payments().await {
                     tracing::warn!(%error, "resolving unknown payments failed; will retry");
+                }
+                if let Err(error) = engine.settlement.sweep().await {
+                    tracing::warn!(%error, "settlement sweep failed; will retry");
                 }
             }
         });

@@ -202,9 +202,15 @@ impl Engine {
             let mut seen = std::collections::HashSet::new();
             for record in &theirs {
                 checked += 1;
-                seen.insert(record.key.as_str());
+                // A transfer is sent as `{our key}-{gateway}` (fallback gives each its own).
+                let suffix = format!("-{name}");
+                let key = match record.kind {
+                    OpKind::Transfer => record.key.strip_suffix(&suffix).unwrap_or(&record.key),
+                    _ => record.key.as_str(),
+                };
+                seen.insert(key);
                 let done_there = record.status == "approved";
-                let mine = ours.get(record.key.as_str());
+                let mine = ours.get(key);
                 let mismatch = |kind: &str| Mismatch {
                     gateway: name.clone(),
                     key: record.key.clone(),

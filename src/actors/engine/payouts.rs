@@ -141,10 +141,7 @@ impl Engine {
         }
         writes.push(Write::SavePayout(payout.clone()));
         writes.push(Write::SavePaymentOp(PaymentOp {
-            // The gateway holds it under its own key (fallback adds the gateway's name).
-            key: gateway
-                .as_ref()
-                .map_or(key.clone(), |g| format!("{key}-{g}")),
+            // The gateway holds it as `{key}-{gateway}` (see `Gateways::transfer`).
             gateway,
             status,
             error,
@@ -167,14 +164,31 @@ impl Engine {
         ))
     }
 
-    /// A rider's deliveries, earnings, what was paid and what is pending.
-    pub async fn rider_earnings(&self, id: RiderId) -> Result<(i64, i64, i64, i64), EngineError> {
+    /// A rider's deliveries, earnings, what was paid, what is pending, and the cash it
+    /// collected on cash orders (due to the platform).
+    pub async fn rider_earnings(&self, id: RiderId) -> Result<RiderEarnings, EngineError> {
         let account = Account::Rider(id).key();
         let store = &self.services.store;
         let (deliveries, earned) = store.earnings(&account).await?;
         let pending = store.balance(&account).await?;
-        Ok((deliveries, earned, earned - pending, pending))
+        Ok(RiderEarnings {
+            deliveries,
+            earned_cents: earned,
+            paid_cents: earned - pending,
+            pending_cents: pending,
+            cash_collected_cents: store.cash_collected(&account).await?,
+        })
     }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct RiderEarnings {
+    pub deliveries: i64,
+    pub earned_cents: i64,
+    pub paid_cents: i64,
+    pub pending_cents: i64,
+    /// The totals of the cash orders it delivered: collected for the platform.
+    pub cash_collected_cents: i64,
 }
 
 fn account_of(key: &str) -> Option<Account> {
