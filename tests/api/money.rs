@@ -237,6 +237,9 @@ async fn a_decline_is_402_and_leaves_no_order_and_no_money() {
     assert_eq!(history.body["orders"], json!([]));
     let tb = balanced(&app).await;
     assert_eq!(tb["accounts"], json!([]));
+    // Reconciled: the late authorisation is voided there and recorded voided here.
+    let rec = app.get("/v1/ops/reconciliation", &app.ops).await;
+    assert_eq!(rec.body["mismatches"], json!([]), "{:?}", rec.body);
 }
 
 #[actix_web::test]
@@ -284,6 +287,14 @@ async fn gateways_fail_over_break_and_recover_and_cash_still_works() {
         .post("/v1/orders", &c, app.order_body(&r, south(500.0)))
         .await;
     assert_eq!(res.status, 201, "{:?}", res.body);
+    let metrics = app.call("GET", "/metrics", None, None).await;
+    assert!(
+        metrics
+            .body
+            .as_str()
+            .unwrap()
+            .contains("dabba_gateway_breaker_open{gateway=\"paycore\"} 0")
+    );
     balanced(&app).await;
 }
 
@@ -309,6 +320,9 @@ async fn a_stalled_authorisation_is_503_and_its_late_success_is_voided() {
     .await;
     let tb = balanced(&app).await;
     assert_eq!(tb["accounts"], json!([]));
+    // Reconciled: the late authorisation is voided there and recorded voided here.
+    let rec = app.get("/v1/ops/reconciliation", &app.ops).await;
+    assert_eq!(rec.body["mismatches"], json!([]), "{:?}", rec.body);
 }
 
 #[actix_web::test]

@@ -2,8 +2,6 @@
 //! ledger's trial balance, payouts, reconciliation against the gateways, and the job that
 //! resolves authorisations whose outcome was unknown.
 
-use chrono::Utc;
-
 use super::Engine;
 use crate::actors::error::EngineError;
 use crate::domain::payment::{OpKind, OpStatus, OrderPayment, PaymentMethod, PaymentOp};
@@ -96,12 +94,29 @@ impl Engine {
         };
         match self.services.gateways.execute(&gateway, &call).await {
             Ok(_) => {
+                let at = self.now();
+                // The void itself, under its own key, and the authorisation it released.
+                let void = PaymentOp {
+                    key: call.key,
+                    kind: OpKind::Void,
+                    status: OpStatus::Succeeded,
+                    attempts: 1,
+                    error: None,
+                    at,
+                    ..auth.clone()
+                };
                 let voided = PaymentOp {
                     status: OpStatus::Voided,
-                    at: Utc::now(),
+                    at,
                     ..auth
                 };
-                self.record_attempt(voided).await;
+                let unit = WriteUnit::new(vec![
+                    Write::SavePaymentOp(void),
+                    Write::SavePaymentOp(voided),
+                ]);
+                if let Err(error) = self.services.writer.submit(unit).await {
+                    tracing::warn!(%error, "could not record a void");
+                }
                 metrics::counter!("dabba_payments_voided_total").increment(1);
             }
             Err(error) => tracing::warn!(%error, key = %auth.key, "void failed; will retry"),
