@@ -16,6 +16,7 @@ export BENCH_KEEP=$KEEP
 PREFIX=bench-$$-$RANDOM
 export SERVER_ENV="DABBA_STREAM_PREFIX=$PREFIX ${SERVER_ENV:-}"
 [ -n "${SERVER_BIN:-}" ] && export DABBA_SERVER_BIN=$SERVER_BIN
+[ -n "${LOAD_BIN:-}" ] && export DABBA_LOAD_BIN=$LOAD_BIN
 bash benches/load.sh --duration "${DURATION}s" --orders-per-sec "$RATE" --location-interval 5s "$@"
 m=$KEEP/dabba-bench-metrics.txt
 quantile() { awk -v name="$1" -v q="$2" 'index($0, name "{quantile=\"" q "\"}") == 1 {printf "%.1f", $2 * 1000}' "$m"; }

@@ -20,7 +20,7 @@ threads_of() { for t in /proc/"$1"/task/*; do awk -v hz="$(getconf CLK_TCK)" '{g
 threads0=$(threads_of "$SERVER")
 busy0=$(cpu_busy); server0=$(cpu_of_pid "$SERVER"); pg0=$(cpu_of_user postgres); REDIS_PID=$(pgrep -o redis-server || echo self); redis0=$(cpu_of_pid "$REDIS_PID")
 start=$(date +%s.%N)
-/usr/bin/time -f "%U %S" -o "$WORK/load.time" target/release/dabba load --url "$URL" "$@"
+/usr/bin/time -f "%U %S" -o "$WORK/load.time" "${DABBA_LOAD_BIN:-target/release/dabba}" load --url "$URL" "$@"
 wall=$(echo "$(date +%s.%N) - $start" | bc)
 threads1=$(threads_of "$SERVER")
 busy1=$(cpu_busy); server1=$(cpu_of_pid "$SERVER"); pg1=$(cpu_of_user postgres); redis1=$(cpu_of_pid "$REDIS_PID")

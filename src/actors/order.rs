@@ -138,7 +138,12 @@ impl OrderActor {
         // Money moves in the same commit as the change that moves it.
         let txns = ledger::movements(&self.order, &next, self.services.policy.split, now);
         for op in settlement_ops(&next, &txns, now) {
-            writes.push(Write::Event(relay::payment_requested(&next, &op, now)));
+            writes.push(Write::Event(relay::payment_event(
+                relay::PaymentEventKind::Requested,
+                &next,
+                &op,
+                now,
+            )));
             writes.push(Write::SavePaymentOp(op));
         }
         writes.extend(txns.into_iter().map(Write::Ledger));

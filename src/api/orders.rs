@@ -234,6 +234,7 @@ fn idempotency_key(
 #[utoipa::path(post, path = "/v1/orders", tag = "orders", request_body = PlaceOrder,
     params(("Idempotency-Key" = Option<String>, Header, description = "repeat-safe placement")),
     responses((status = 201, body = OrderView), (status = 400), (status = 404),
+        (status = 402, description = "payment_declined: no order was placed"),
         (status = 409, description = "restaurant_closed or price_changed"),
         (status = 422, description = "out_of_radius, item_unavailable, invalid_deliver_at or idempotency_key_reused")),
     security(("bearer" = [])))]

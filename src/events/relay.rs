@@ -28,17 +28,22 @@ pub fn order_updated(order: &Order, at: DateTime<Utc>) -> OutboxEvent {
     }
 }
 
-/// The outbox event asking the settlement consumer to send `op` to its gateway (and telling
-/// the stream's payment readers).
-pub fn payment_requested(
+/// A payment event of `order`: `payment.requested` asks the settlement consumer to send `op`
+/// to its gateway, `payment.settled` tells the stream's readers the gateway's answer.
+pub fn payment_event(
+    kind: PaymentEventKind,
     order: &Order,
     op: &crate::domain::payment::PaymentOp,
     at: DateTime<Utc>,
 ) -> OutboxEvent {
-    let payload = serde_json::json!({"type": "payment.requested", "op": op});
+    let kind = match kind {
+        PaymentEventKind::Requested => "payment.requested",
+        PaymentEventKind::Settled => "payment.settled",
+    };
+    let payload = serde_json::json!({"type": kind, "op": op});
     OutboxEvent {
         event_id: uuid::Uuid::new_v4(),
-        kind: "payment.requested",
+        kind,
         order_id: order.id,
         version: order.version,
         to: Recipients {
@@ -49,6 +54,12 @@ pub fn payment_requested(
         payload: payload.to_string().into(),
         at,
     }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PaymentEventKind {
+    Requested,
+    Settled,
 }
 
 /// The writer's sink: hands every commit's events to the [`LogFeed`] its readers follow (the

@@ -13,6 +13,7 @@ use crate::domain::ledger;
 use crate::domain::payment::{OpStatus, PaymentOp};
 use crate::events::consumer::{Consumer, Handling};
 use crate::events::family::Family;
+use crate::events::relay::{self, PaymentEventKind};
 use crate::persistence::writer::Writer;
 use crate::persistence::{CommittedEvent, Store, Write, WriteUnit};
 
@@ -131,6 +132,22 @@ impl Settlement {
         metrics::counter!("dabba_payment_settlements_total", "op" => next.kind.as_str(),
             "status" => next.status.as_str())
         .increment(1);
+        // The stream's payment readers (notifications, analytics) hear the answer.
+        if let Some(order_id) = next.order_id
+            && next.status != OpStatus::Pending
+            && let Some(order) = self
+                .store
+                .order(order_id)
+                .await
+                .map_err(|e| e.to_string())?
+        {
+            writes.push(Write::Event(relay::payment_event(
+                PaymentEventKind::Settled,
+                &order,
+                &next,
+                now,
+            )));
+        }
         writes.insert(0, Write::SavePaymentOp(next));
         self.writer
             .submit(WriteUnit::new(writes))

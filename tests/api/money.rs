@@ -114,6 +114,12 @@ async fn a_card_order_is_authorised_captured_split_and_paid_out() {
             .any(|e| e["kind"] == "capture" && e["status"] == "succeeded")
     })
     .await;
+    // The payment events are on the log (ops' socket replays them from the start).
+    let mut ops = app.ws_since(&app.ops, 0).await;
+    let settled = ops
+        .until(|m| m["type"] == "payment.settled" && m["op"]["kind"] == "capture")
+        .await;
+    assert_eq!(settled["op"]["status"], "succeeded");
     let p = payment(&app, &order).await;
     assert_eq!(
         (p["status"].as_str(), p["amount_cents"].as_i64()),

@@ -111,3 +111,42 @@ async fn the_database_refuses_what_the_domain_never_writes() {
     );
     drop(dir.map(std::fs::remove_dir_all));
 }
+
+/// A ledger transaction written twice (a retry, a replay after a crash) counts once, in
+/// whichever batch it comes again; the books stay balanced.
+#[actix_web::test]
+async fn a_ledger_transaction_id_is_applied_at_most_once() {
+    use dabba::domain::ledger::{Account, LedgerTxn, TxnKind};
+    use dabba::domain::{Cents, CustomerId, OrderId};
+    let (store, dir) = crate::helpers::bare_store().await;
+    let order = OrderId::new();
+    let customer = CustomerId::new();
+    let txn = LedgerTxn::new(
+        order.0,
+        TxnKind::Authorize,
+        Some(order),
+        Account::Outside,
+        vec![(Account::Customer(customer), Cents(12_345))],
+        Utc::now(),
+    );
+    for _ in 0..2 {
+        store
+            .apply_batch(&[
+                WriteUnit::one(Write::Ledger(txn.clone())),
+                WriteUnit::one(Write::Ledger(txn.clone())),
+            ])
+            .await
+            .unwrap();
+    }
+    let balances = store.trial_balance().await.unwrap();
+    assert_eq!(
+        balances,
+        vec![
+            (Account::Customer(customer).key(), 12_345),
+            ("outside".to_owned(), -12_345)
+        ]
+    );
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
