@@ -9,6 +9,10 @@ use crate::domain::{Cents, Order};
 use crate::payments::{GatewayCall, Outcome, PayError};
 use crate::persistence::{Write, WriteUnit};
 
+/// An authorisation the gateway still does not know this long after it was sent never
+/// arrived there.
+const NEVER_ARRIVED: chrono::Duration = chrono::Duration::minutes(10);
+
 impl Engine {
     /// Authorises an online order's total before it exists; records the attempt. A decline,
     /// an outage or an unknown outcome leaves no order (and nothing in the ledger).
@@ -140,8 +144,20 @@ impl Engine {
             else {
                 continue;
             };
-            let Ok(Some(record)) = gateway.lookup(&op.key).await else {
-                continue;
+            let record = match gateway.lookup(&op.key).await {
+                Ok(Some(record)) => record,
+                // The call never reached the gateway: after a while, it never will.
+                Ok(None) if self.now() - op.at > NEVER_ARRIVED => {
+                    self.record_attempt(PaymentOp {
+                        status: OpStatus::Failed,
+                        error: Some("never reached the gateway".into()),
+                        ..op
+                    })
+                    .await;
+                    resolved += 1;
+                    continue;
+                }
+                Ok(None) | Err(_) => continue,
             };
             match record.outcome() {
                 Some(Outcome::Approved { reference }) => {

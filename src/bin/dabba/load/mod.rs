@@ -65,6 +65,10 @@ pub struct LoadConfig {
     /// Share of orders whose delivery address changes.
     #[arg(long, default_value_t = 0.05)]
     pub update_ratio: f64,
+    /// How customers pay: `card`, `upi` and `wallet` go through the payment gateways, `cash`
+    /// does not.
+    #[arg(long, default_value = "card")]
+    pub payment: String,
     /// Side of the square city, in km.
     #[arg(long, default_value_t = 10.0)]
     pub city_km: f64,
@@ -269,6 +273,7 @@ pub async fn run(cfg: LoadConfig) -> anyhow::Result<Summary> {
         let body = json!({
             "restaurant_id": rid,
             "items": dabba::client::thalis(rng.random_range(1..4)),
+            "payment": {"method": cfg.payment},
             "delivery": {"location": {"lat": lat + dlat, "lng": lng + dlat}, "address": "Load St"}
         });
         let (cancel, update) = (
