@@ -36,6 +36,21 @@ pub fn payment_event(
     op: &crate::domain::payment::PaymentOp,
     at: DateTime<Utc>,
 ) -> OutboxEvent {
+    let to = Recipients {
+        customer: order.customer_id,
+        restaurant: order.restaurant_id,
+        rider: order.rider_id,
+    };
+    payment_event_to(kind, (order.id, order.version, to), op, at)
+}
+
+/// [`payment_event`] for an order known by its id, version and parties.
+pub fn payment_event_to(
+    kind: PaymentEventKind,
+    (order_id, version, to): (crate::domain::OrderId, u64, Recipients),
+    op: &crate::domain::payment::PaymentOp,
+    at: DateTime<Utc>,
+) -> OutboxEvent {
     let kind = match kind {
         PaymentEventKind::Requested => "payment.requested",
         PaymentEventKind::Settled => "payment.settled",
@@ -44,13 +59,9 @@ pub fn payment_event(
     OutboxEvent {
         event_id: uuid::Uuid::new_v4(),
         kind,
-        order_id: order.id,
-        version: order.version,
-        to: Recipients {
-            customer: order.customer_id,
-            restaurant: order.restaurant_id,
-            rider: order.rider_id,
-        },
+        order_id,
+        version,
+        to,
         payload: payload.to_string().into(),
         at,
     }

@@ -15,7 +15,7 @@ use crate::events::consumer::{Consumer, Handling};
 use crate::events::family::Family;
 use crate::events::relay::{self, PaymentEventKind};
 use crate::persistence::writer::Writer;
-use crate::persistence::{CommittedEvent, Store, Write, WriteUnit};
+use crate::persistence::{CommittedEvent, Recipients, Store, Write, WriteUnit};
 
 pub const SETTLEMENT: &str = "payments";
 
@@ -63,14 +63,20 @@ impl Settlement {
         let stale = self.store.stale_settlements(before, 100).await?;
         let n = stale.len();
         for op in stale {
-            if let Err(error) = self.settle(op).await {
+            if let Err(error) = self.settle(op, None).await {
                 tracing::warn!(%error, "settlement sweep: still not settled");
             }
         }
         Ok(n)
     }
 
-    pub async fn settle(&self, requested: PaymentOp) -> Result<(), String> {
+    /// Sends one operation and records the answer. `order` is the order's id, version and
+    /// parties when the request event carried them (the sweep reads them from the store).
+    pub async fn settle(
+        &self,
+        requested: PaymentOp,
+        order: Option<(crate::domain::OrderId, u64, Recipients)>,
+    ) -> Result<(), String> {
         let current = self
             .store
             .payment_op(&requested.key)
@@ -133,17 +139,29 @@ impl Settlement {
             "status" => next.status.as_str())
         .increment(1);
         // The stream's payment readers (notifications, analytics) hear the answer.
-        if let Some(order_id) = next.order_id
-            && next.status != OpStatus::Pending
-            && let Some(order) = self
+        let order = match (order, next.order_id) {
+            (Some(known), _) => Some(known),
+            (None, Some(id)) => self
                 .store
-                .order(order_id)
+                .order(id)
                 .await
                 .map_err(|e| e.to_string())?
+                .map(|o| {
+                    let to = Recipients {
+                        customer: o.customer_id,
+                        restaurant: o.restaurant_id,
+                        rider: o.rider_id,
+                    };
+                    (o.id, o.version, to)
+                }),
+            (None, None) => None,
+        };
+        if let Some(order) = order
+            && next.status != OpStatus::Pending
         {
-            writes.push(Write::Event(relay::payment_event(
+            writes.push(Write::Event(relay::payment_event_to(
                 PaymentEventKind::Settled,
-                &order,
+                order,
                 &next,
                 now,
             )));
@@ -173,7 +191,9 @@ impl Consumer for Settlement {
             }
             let requested: Requested = serde_json::from_str(&event.event.payload)
                 .map_err(|e| format!("unreadable payment request: {e}"))?;
-            self.settle(requested.op).await
+            let e = &event.event;
+            self.settle(requested.op, Some((e.order_id, e.version, e.to)))
+                .await
         })
     }
 }

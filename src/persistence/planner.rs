@@ -8,6 +8,8 @@ use std::collections::HashMap;
 
 use super::batch::{Write, WriteUnit};
 use super::records::{JobRecord, OutboxEvent, RiderRecord};
+use crate::domain::ledger::LedgerTxn;
+use crate::domain::payment::PaymentOp;
 use crate::domain::{Order, OrderId, RiderId};
 
 #[derive(Debug, Default)]
@@ -19,6 +21,10 @@ pub struct BatchPlan<'a> {
     pub deleted_jobs: Vec<OrderId>,
     /// Outbox events in commit order.
     pub events: Vec<&'a OutboxEvent>,
+    /// Ledger transactions, once each (a repeat within the batch is the same transaction).
+    pub ledger: Vec<&'a LedgerTxn>,
+    /// Gateway operations, the last write per key.
+    pub payment_ops: Vec<&'a PaymentOp>,
     /// Writes run one statement each, in order (registrations, ratings, cursors).
     pub singles: Vec<&'a Write>,
 }
@@ -31,6 +37,8 @@ pub fn plan<'a>(units: &'a [WriteUnit], applies: &[bool]) -> BatchPlan<'a> {
     let mut riders: HashMap<RiderId, &RiderRecord> = HashMap::new();
     let mut jobs: HashMap<OrderId, Option<&JobRecord>> = HashMap::new();
     let mut order_of_rows: Vec<OrderId> = Vec::new();
+    let mut txn_ids = std::collections::HashSet::new();
+    let mut ops: HashMap<&str, usize> = HashMap::new();
     for (unit, _) in units.iter().zip(applies).filter(|(_, a)| **a) {
         for write in &unit.writes {
             match write {
@@ -42,6 +50,18 @@ pub fn plan<'a>(units: &'a [WriteUnit], applies: &[bool]) -> BatchPlan<'a> {
                     }
                 }
                 Write::Event(e) => p.events.push(e),
+                Write::Ledger(txn) => {
+                    if txn_ids.insert(txn.id) {
+                        p.ledger.push(txn);
+                    }
+                }
+                Write::SavePaymentOp(op) => match ops.get(op.key.as_str()) {
+                    Some(&i) => p.payment_ops[i] = op,
+                    None => {
+                        ops.insert(&op.key, p.payment_ops.len());
+                        p.payment_ops.push(op);
+                    }
+                },
                 Write::SaveRider(r) => {
                     let slot = riders.entry(r.id).or_insert(r);
                     if slot.rev < r.rev {
@@ -68,8 +88,6 @@ pub fn plan<'a>(units: &'a [WriteUnit], applies: &[bool]) -> BatchPlan<'a> {
                 | Write::AddRestaurant { .. }
                 | Write::SetRestaurantOpen { .. }
                 | Write::SaveMenu { .. }
-                | Write::Ledger(_)
-                | Write::SavePaymentOp(_)
                 | Write::SavePayout(_)
                 | Write::AddCustomer { .. } => p.singles.push(write),
             }
@@ -146,6 +164,48 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn money_is_planned_once_per_transaction_and_last_per_operation() {
+        use crate::domain::ledger::{Account, TxnKind};
+        use crate::domain::payment::{OpKind, OpStatus};
+        use crate::domain::{Cents, CustomerId};
+        let order = OrderId::new();
+        let txn = LedgerTxn::new(
+            order.0,
+            TxnKind::Authorize,
+            Some(order),
+            Account::Outside,
+            vec![(Account::Customer(CustomerId::new()), Cents(100))],
+            Utc::now(),
+        );
+        let op = |status| PaymentOp {
+            key: format!("capture-{order}"),
+            order_id: Some(order),
+            kind: OpKind::Capture,
+            amount: Cents(100),
+            gateway: Some("paycore".into()),
+            reference: None,
+            status,
+            attempts: 0,
+            error: None,
+            at: Utc::now(),
+        };
+        let units = vec![
+            WriteUnit::new(vec![
+                Write::Ledger(txn.clone()),
+                Write::SavePaymentOp(op(OpStatus::Pending)),
+            ]),
+            WriteUnit::new(vec![
+                Write::Ledger(txn),
+                Write::SavePaymentOp(op(OpStatus::Succeeded)),
+            ]),
+        ];
+        let p = plan(&units, &[true, true]);
+        assert_eq!(p.ledger.len(), 1);
+        assert_eq!(p.payment_ops.len(), 1);
+        assert_eq!(p.payment_ops[0].status, OpStatus::Succeeded);
     }
 
     #[test]

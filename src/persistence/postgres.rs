@@ -14,6 +14,8 @@ use super::records::{JobRecord, OutboxEvent, PurgeReport, RiderRecord};
 use super::rows::{millis, order_json, tried_json};
 use super::stage::{BulkWrites, stage};
 use super::{BatchOutcome, StoreResult, purge_rows};
+use crate::domain::ledger::LedgerTxn;
+use crate::domain::payment::PaymentOp;
 use crate::domain::{Order, OrderId};
 
 /// How long a request waits for a pooled connection before the store counts as unavailable.
@@ -287,6 +289,62 @@ impl BulkWrites for sqlx::Postgres {
         .bind(jobs.iter().map(|j| tried_json(j)).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| millis(j.deadline)).collect::<Vec<_>>())
         .bind(jobs.iter().map(|j| millis(j.saved_at)).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_ledger(
+        tx: &mut Transaction<'static, Self>,
+        txns: &[&LedgerTxn],
+    ) -> StoreResult<()> {
+        let rows: Vec<(&LedgerTxn, usize)> = txns
+            .iter()
+            .flat_map(|t| (0..t.postings.len()).map(move |line| (*t, line)))
+            .collect();
+        sqlx::query(
+            "INSERT INTO ledger_entries (txn_id, line, kind, order_id, account, amount_cents, at)
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[])
+             ON CONFLICT (txn_id, line) DO NOTHING",
+        )
+        .bind(rows.iter().map(|(t, _)| t.id.to_string()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(_, l)| *l as i64).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(t, _)| t.kind.as_str()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(t, _)| t.order_id.map(|o| o.to_string())).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(t, l)| t.postings[*l].account.key()).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(t, l)| t.postings[*l].amount.0).collect::<Vec<_>>())
+        .bind(rows.iter().map(|(t, _)| millis(t.at)).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_payment_ops(
+        tx: &mut Transaction<'static, Self>,
+        ops: &[&PaymentOp],
+    ) -> StoreResult<()> {
+        // One row per key (the planner keeps the last write): ON CONFLICT DO UPDATE may not
+        // touch a row twice in one statement.
+        sqlx::query(
+            "INSERT INTO payment_ops (key, order_id, kind, amount_cents, gateway, reference, status, attempts, error, created_at, updated_at)
+             SELECT k, o, kd, a, g, r, s, n, e, t, t
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[],
+                         $8::int8[], $9::text[], $10::int8[]) AS x(k, o, kd, a, g, r, s, n, e, t)
+             ON CONFLICT (key) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
+                error = excluded.error, reference = COALESCE(excluded.reference, payment_ops.reference),
+                gateway = COALESCE(excluded.gateway, payment_ops.gateway), updated_at = excluded.updated_at
+             WHERE payment_ops.status NOT IN ('succeeded', 'voided', 'declined') OR excluded.status = 'voided'",
+        )
+        .bind(ops.iter().map(|o| o.key.clone()).collect::<Vec<_>>())
+        .bind(ops.iter().map(|o| o.order_id.map(|id| id.to_string())).collect::<Vec<_>>())
+        .bind(ops.iter().map(|o| o.kind.as_str()).collect::<Vec<_>>())
+        .bind(ops.iter().map(|o| o.amount.0).collect::<Vec<_>>())
+        .bind(ops.iter().map(|o| o.gateway.clone()).collect::<Vec<_>>())
+        .bind(ops.iter().map(|o| o.reference.clone()).collect::<Vec<_>>())
+        .bind(ops.iter().map(|o| o.status.as_str()).collect::<Vec<_>>())
+        .bind(ops.iter().map(|o| i64::from(o.attempts)).collect::<Vec<_>>())
+        .bind(ops.iter().map(|o| o.error.clone()).collect::<Vec<_>>())
+        .bind(ops.iter().map(|o| millis(o.at)).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await?;
         Ok(())

@@ -11,10 +11,13 @@ use sqlx::sqlite::{
 };
 
 use super::batch::WriteUnit;
+use super::dialect::execute;
 use super::records::{JobRecord, OutboxEvent, PurgeReport, RiderRecord};
 use super::rows::{millis, order_json, tried_json};
 use super::stage::{BulkWrites, stage};
 use super::{BatchOutcome, StoreResult, purge_rows};
+use crate::domain::ledger::LedgerTxn;
+use crate::domain::payment::PaymentOp;
 use crate::domain::{Order, OrderId};
 
 /// How long a statement waits for the file lock, or a request for a connection.
@@ -184,6 +187,26 @@ impl BulkWrites for sqlx::Sqlite {
             .bind(millis(j.saved_at))
             .execute(&mut **tx)
             .await?;
+        }
+        Ok(())
+    }
+
+    async fn insert_ledger(
+        tx: &mut Transaction<'static, Self>,
+        txns: &[&LedgerTxn],
+    ) -> StoreResult<()> {
+        for stmt in txns.iter().flat_map(|t| super::money::post_ledger(t)) {
+            execute(&mut **tx, stmt).await?;
+        }
+        Ok(())
+    }
+
+    async fn save_payment_ops(
+        tx: &mut Transaction<'static, Self>,
+        ops: &[&PaymentOp],
+    ) -> StoreResult<()> {
+        for op in ops {
+            execute(&mut **tx, super::money::save_op(op)).await?;
         }
         Ok(())
     }

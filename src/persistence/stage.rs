@@ -10,6 +10,8 @@ use super::planner::{BatchPlan, plan};
 use super::records::{CommittedEvent, JobRecord, OutboxEvent, RiderRecord};
 use super::rows::KeyRow;
 use super::{BatchOutcome, StoreError, StoreResult, statements as sql};
+use crate::domain::ledger::LedgerTxn;
+use crate::domain::payment::PaymentOp;
 use crate::domain::{Order, OrderId};
 
 /// Rows per bulk statement (well under both dialects' bind-parameter limits).
@@ -37,6 +39,16 @@ pub trait BulkWrites: Dialect {
     async fn delete_jobs(
         tx: &mut Transaction<'static, Self>,
         orders: &[OrderId],
+    ) -> StoreResult<()>;
+    /// Appends ledger postings; a transaction already stored is skipped.
+    async fn insert_ledger(
+        tx: &mut Transaction<'static, Self>,
+        txns: &[&LedgerTxn],
+    ) -> StoreResult<()>;
+    /// Records gateway operations (one per key) or moves them on.
+    async fn save_payment_ops(
+        tx: &mut Transaction<'static, Self>,
+        ops: &[&PaymentOp],
     ) -> StoreResult<()>;
     /// The outbox sequence numbers drawn, in row order.
     async fn insert_events(
@@ -141,6 +153,12 @@ where
     for chunk in plan.deleted_jobs.chunks(BULK_ROWS) {
         DB::delete_jobs(tx, chunk).await?;
     }
+    for chunk in plan.ledger.chunks(BULK_ROWS / 4) {
+        DB::insert_ledger(tx, chunk).await?;
+    }
+    for chunk in plan.payment_ops.chunks(BULK_ROWS) {
+        DB::save_payment_ops(tx, chunk).await?;
+    }
     for write in &plan.singles {
         for stmt in single(write) {
             execute(&mut **tx, stmt).await?;
@@ -176,8 +194,6 @@ fn guard(what: &str, by: &str, wanted: usize, changed: u64) -> StoreResult<()> {
 fn single(write: &Write) -> Vec<super::dialect::Stmt> {
     match write {
         Write::AddRestaurant { restaurant, at } => vec![sql::add_restaurant(restaurant, *at)],
-        Write::Ledger(txn) => super::money::post_ledger(txn),
-        Write::SavePaymentOp(op) => vec![super::money::save_op(op)],
         Write::SavePayout(p) => vec![super::money::save_payout(p)],
         Write::SaveMenu {
             restaurant,
@@ -201,6 +217,8 @@ fn single(write: &Write) -> Vec<super::dialect::Stmt> {
         | Write::Event(_)
         | Write::SaveRider(_)
         | Write::SaveJob(_)
-        | Write::DeleteJob(_) => vec![],
+        | Write::DeleteJob(_)
+        | Write::Ledger(_)
+        | Write::SavePaymentOp(_) => vec![],
     }
 }
