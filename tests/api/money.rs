@@ -429,3 +429,72 @@ async fn a_cash_order_splits_what_the_rider_collected() {
     );
     assert!(records(&app, "paycore").await.is_empty());
 }
+
+#[actix_web::test]
+async fn payouts_fall_back_to_the_next_gateway_and_reconcile() {
+    let app = spawn_app().await;
+    let restaurant = app.restaurant().await;
+    let (_, c) = app.customer().await;
+    let body = app.order_body(&restaurant.0, south(1_000.0));
+    let (_, rider) = delivered(&app, &c, &restaurant, body).await;
+    switch(&app, "paycore", "fail").await;
+    app.advance(86_400).await;
+    let run = app.post("/v1/ops/payouts/run", &app.ops, json!({})).await;
+    assert_eq!(run.status, 200, "{:?}", run.body);
+    assert!(
+        run.body["payouts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["status"] == "paid")
+    );
+    let transfers: Vec<Value> = records(&app, "razorpe")
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "transfer")
+        .collect();
+    assert_eq!(transfers.len(), 2, "{transfers:?}");
+    let e = app
+        .get(&format!("/v1/riders/{rider}/earnings"), &app.ops)
+        .await;
+    assert_eq!(e.body["paid_cents"], 3_000);
+    let tb = balanced(&app).await;
+    assert_eq!(balance(&tb, "gateway:razorpe"), 0);
+    switch(&app, "paycore", "ok").await;
+    eventually("the capture settles once paycore is back", async || {
+        app.get("/v1/ops/reconciliation", &app.ops).await.body["mismatches"] == json!([])
+    })
+    .await;
+}
+
+#[actix_web::test]
+async fn a_repeated_placement_is_authorised_once() {
+    let app = spawn_app().await;
+    let (r, _) = app.restaurant().await;
+    let (_, c) = app.customer().await;
+    let body = app.order_body(&r, south(500.0));
+    let mut ids = vec![];
+    for _ in 0..2 {
+        let res = app
+            .client
+            .call_with(
+                "POST",
+                "/v1/orders",
+                Some(&c),
+                Some(&body),
+                &[("Idempotency-Key", "pay-once")],
+            )
+            .await
+            .expect("request");
+        assert!(res.ok(), "{:?}", res.body);
+        ids.push(res.body["id"].clone());
+    }
+    assert_eq!(ids[0], ids[1]);
+    let auths: Vec<Value> = records(&app, "paycore")
+        .await
+        .into_iter()
+        .filter(|r| r["kind"] == "authorize")
+        .collect();
+    assert_eq!(auths.len(), 1, "{auths:?}");
+    assert_eq!(auths[0]["calls"], 1);
+}
