@@ -192,9 +192,9 @@ pub struct MoneyArgs {
     /// The platform's commission on a delivered order, in percent.
     #[arg(long, env = "DABBA_COMMISSION_PERCENT", default_value_t = 20, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub commission_percent: u8,
-    /// The rider's earning per delivery in paise (paid from the commission, at most all of it).
-    #[arg(long, env = "DABBA_RIDER_FEE_CENTS", default_value_t = 3_000)]
-    pub rider_fee_cents: u32,
+    /// The delivery fee per order in paise: the rider earns it, out of the commission (at most all of it).
+    #[arg(long, env = "DABBA_DELIVERY_FEE_CENTS", default_value_t = 3_000)]
+    pub delivery_fee_cents: u32,
     /// Length of a payout period in seconds (daily by default).
     #[arg(long, env = "DABBA_PAYOUT_PERIOD_SECS", default_value_t = 86_400)]
     pub payout_period_secs: u64,
@@ -207,7 +207,7 @@ impl Default for MoneyArgs {
             gateway_timeout_ms: 2_000,
             gateway_breaker_secs: 10,
             commission_percent: 20,
-            rider_fee_cents: 3_000,
+            delivery_fee_cents: 3_000,
             payout_period_secs: 86_400,
         }
     }
@@ -217,7 +217,7 @@ impl MoneyArgs {
     pub fn split(&self) -> crate::domain::ledger::Split {
         crate::domain::ledger::Split {
             commission_percent: self.commission_percent,
-            rider_fee: crate::domain::Cents(i64::from(self.rider_fee_cents)),
+            rider_fee: crate::domain::Cents(i64::from(self.delivery_fee_cents)),
         }
     }
 

@@ -288,3 +288,74 @@ async fn kill_9_during_a_refund_refunds_once() {
     let payment = get(&second, &format!("/v1/orders/{order}/payment"), &ops).await;
     assert_eq!(payment["status"], "partially_refunded");
 }
+
+/// `dabba fake-vendors` as its own process, and a server pointed at it over loopback.
+#[actix_web::test]
+async fn a_server_pays_through_the_fake_vendors_subcommand() {
+    let setup = Setup::fresh("fake-vendors").await;
+    let port = crate::process::free_port();
+    let mut vendors = std::process::Command::new(env!("CARGO_BIN_EXE_dabba"))
+        .args(["fake-vendors", "--bind", &format!("127.0.0.1:{port}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("fake vendors start");
+    let base = format!("http://127.0.0.1:{port}");
+    let vendors_up = Vendors { base: base.clone() };
+    eventually("the fake vendors listen", async || {
+        reqwest::get(format!("{base}/_records/paycore"))
+            .await
+            .is_ok()
+    })
+    .await;
+    let ops = ops_token();
+    let server = serve(&setup, "only", &vendors_up).await;
+    let r = ok(
+        &server,
+        "POST",
+        "/v1/restaurants",
+        &ops,
+        json!({"name": "R", "location": north(0.0)}),
+    )
+    .await;
+    let rid = r["id"].as_str().unwrap().to_owned();
+    ok(
+        &server,
+        "PUT",
+        &format!("/v1/restaurants/{rid}/menu"),
+        &ops,
+        menu(),
+    )
+    .await;
+    let c = ok(
+        &server,
+        "POST",
+        "/v1/customers",
+        &ops,
+        json!({"name": "C", "phone": "+91 1", "email": "c@d.in"}),
+    )
+    .await;
+    let ct = token(Role::Customer, c["id"].as_str().unwrap());
+    let body = |tok: &str| {
+        json!({"restaurant_id": rid, "items": crate::helpers::idli(1), "payment": {"method": "upi", "token": tok},
+               "delivery": {"location": south(300.0), "address": "1 MG Road"}})
+    };
+    let declined = server
+        .client
+        .call("POST", "/v1/orders", Some(&ct), Some(&body("tok_decline")))
+        .await
+        .unwrap();
+    assert_eq!(
+        (declined.status, declined.body["error"]["code"].as_str()),
+        (402, Some("payment_declined"))
+    );
+    ok(&server, "POST", "/v1/orders", &ct, body("tok_visa")).await;
+    let auths = vendors_up.records("authorize").await;
+    assert_eq!(auths.len(), 2);
+    assert_eq!(
+        auths.iter().filter(|a| a["status"] == "approved").count(),
+        1
+    );
+    let _ = vendors.kill();
+    let _ = vendors.wait();
+}
