@@ -73,6 +73,8 @@ pub struct RestaurantView {
     pub location: LatLng,
     pub open: bool,
     pub rating: RatingSummary,
+    /// Minutes the kitchen takes to prepare an order.
+    pub prep_minutes: u32,
     /// Distance from the query point, in nearby searches only.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub distance_m: Option<f64>,
@@ -89,6 +91,7 @@ impl From<&Restaurant> for RestaurantView {
                 average: (r.rating_count > 0).then(|| r.rating_sum as f64 / r.rating_count as f64),
                 count: r.rating_count,
             },
+            prep_minutes: r.prep_minutes,
             distance_m: None,
         }
     }

@@ -18,6 +18,7 @@ pub mod money;
 pub mod openapi;
 pub mod ops;
 pub mod orders;
+pub mod quotes;
 pub mod restaurants;
 pub mod riders;
 pub mod ws;
@@ -32,7 +33,7 @@ use error::ApiError;
     info(title = "dabba", description = "Real-time dispatch engine for food delivery"),
     paths(
         ops::healthz, ops::readyz, ops::prometheus, ops::advance_clock, ops::inject_fault, ops::run_retention,
-        restaurants::create, restaurants::get_one, restaurants::near, restaurants::set_open,
+        restaurants::create, restaurants::get_one, restaurants::near, restaurants::set_open, restaurants::set_status, restaurants::orders,
         restaurants::accept_order, restaurants::reject_order, menus::put_menu, menus::get_menu,
         riders::create, riders::get_one, riders::set_status, riders::set_location,
         riders::accept_offer, riders::reject_offer,
@@ -41,7 +42,7 @@ use error::ApiError;
         orders::deliver, orders::rate, orders::history, events::order_events,
         events::dead_letters, events::replay_dead_letter, events::stats,
         money::payment, money::restaurant_payouts, money::rider_earnings, money::run_payouts,
-        money::trial_balance, money::reconciliation,
+        money::trial_balance, money::reconciliation, quotes::cancellation,
         ws::connect,
     ),
     components(schemas(crate::wire::ServerMessage, crate::wire::ErrorBody)),
@@ -116,6 +117,8 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         .service(restaurants::near)
         .service(restaurants::get_one)
         .service(restaurants::set_open)
+        .service(restaurants::set_status)
+        .service(restaurants::orders)
         .service(menus::put_menu)
         .service(menus::get_menu)
         .service(restaurants::accept_order)
@@ -145,6 +148,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         .service(money::run_payouts)
         .service(money::trial_balance)
         .service(money::reconciliation)
+        .service(quotes::cancellation)
         .service(ops::run_retention)
         .service(ws::connect);
     if features.test_clock {

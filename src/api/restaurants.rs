@@ -10,7 +10,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{MAX_NAME_CHARS, MAX_REASON_CHARS, MaybeJson, ValidJson, optional_text, text};
 use super::idempotency::{self, Reply};
 use crate::actors::Engine;
-use crate::domain::{Command, LatLng, OrderId, RestaurantId};
+use crate::domain::{Command, LatLng, OrderId, RestaurantId, Stage};
 use crate::wire::{OrderView, RestaurantView};
 
 #[derive(Deserialize, ToSchema)]
@@ -109,8 +109,78 @@ pub async fn set_open(
     if !caller.is(Role::Ops) {
         caller.own_restaurant(id)?;
     }
-    let r = engine.set_restaurant_open(id, body.0.open).await?;
+    let r = engine.set_restaurant_status(id, body.0.open, None).await?;
     Ok(HttpResponse::Ok().json(RestaurantView::from(&r)))
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct SetStatus {
+    pub open: bool,
+    /// Minutes the kitchen takes to prepare an order (kept when absent).
+    #[serde(default, deserialize_with = "super::extract::optional_whole_number")]
+    #[schema(minimum = 0, maximum = 240)]
+    pub prep_minutes: Option<u32>,
+}
+
+/// Opens or closes a restaurant and sets its preparation time (the restaurant, or ops).
+#[utoipa::path(put, path = "/v1/restaurants/{id}/status", tag = "restaurants", request_body = SetStatus,
+    params(("id" = Uuid, Path)), responses((status = 200, body = RestaurantView), (status = 400), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+#[put("/v1/restaurants/{id}/status")]
+pub async fn set_status(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: ValidJson<SetStatus>,
+) -> ApiResult<HttpResponse> {
+    let id = RestaurantId(*id);
+    if !caller.is(Role::Ops) {
+        caller.own_restaurant(id)?;
+    }
+    if body.0.prep_minutes.is_some_and(|m| m > MAX_PREP_MINUTES) {
+        return Err(ApiError::invalid(format!(
+            "prep_minutes must be 0 to {MAX_PREP_MINUTES}"
+        )));
+    }
+    let r = engine
+        .set_restaurant_status(id, body.0.open, body.0.prep_minutes)
+        .await?;
+    Ok(HttpResponse::Ok().json(RestaurantView::from(&r)))
+}
+
+const MAX_PREP_MINUTES: u32 = 240;
+
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StageQuery {
+    /// One stage; absent lists every unfinished order. Finished stages reach back a day.
+    pub stage: Option<Stage>,
+}
+
+#[derive(serde::Serialize, ToSchema)]
+pub struct RestaurantOrders {
+    pub orders: Vec<OrderView>,
+}
+
+/// The restaurant's orders by stage, oldest first: a tablet that was offline finds its work.
+#[utoipa::path(get, path = "/v1/restaurants/{id}/orders", tag = "restaurants", params(("id" = Uuid, Path), StageQuery),
+    responses((status = 200, body = RestaurantOrders), (status = 400), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+#[get("/v1/restaurants/{id}/orders")]
+pub async fn orders(
+    engine: web::Data<Engine>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    q: web::Query<StageQuery>,
+) -> ApiResult<HttpResponse> {
+    let id = RestaurantId(*id);
+    if !caller.is(Role::Ops) {
+        caller.own_restaurant(id)?;
+    }
+    let orders = engine.restaurant_orders(id, q.stage).await?;
+    Ok(HttpResponse::Ok().json(RestaurantOrders {
+        orders: orders.iter().map(OrderView::from).collect(),
+    }))
 }
 
 /// Loads an order the calling restaurant owns.

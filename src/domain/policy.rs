@@ -51,6 +51,41 @@ pub fn cancellation_refund_percent(placed_at: DateTime<Utc>, now: DateTime<Utc>)
     }
 }
 
+/// What cancelling now would refund, and until when that holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CancellationQuote {
+    pub percent: u8,
+    pub amount_cents: Cents,
+    /// When this tier ends (`None`: cancellation is closed).
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The quote for an order in `stage` placed at `placed_at`; `None` once it is finished.
+pub fn cancellation_quote(
+    stage: Stage,
+    placed_at: DateTime<Utc>,
+    total: Cents,
+    now: DateTime<Utc>,
+) -> Option<CancellationQuote> {
+    if stage.is_terminal() {
+        return None;
+    }
+    let elapsed = now - placed_at;
+    let until = if elapsed < EARLY_CANCEL_WINDOW {
+        Some(placed_at + EARLY_CANCEL_WINDOW)
+    } else if elapsed < CHANGE_WINDOW {
+        Some(placed_at + CHANGE_WINDOW)
+    } else {
+        None
+    };
+    let percent = cancellation_refund_percent(placed_at, now).unwrap_or(0);
+    Some(CancellationQuote {
+        percent,
+        amount_cents: refund(total, percent).amount_cents,
+        until,
+    })
+}
+
 /// Changes are allowed before pickup and until 30 min after placement.
 pub fn update_allowed(stage: Stage, placed_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
     let before_pickup = matches!(
@@ -70,4 +105,39 @@ pub fn refund(total: Cents, percent: u8) -> Refund {
 
 pub fn full_refund(total: Cents) -> Refund {
     refund(total, FULL_REFUND_PERCENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A quote is exactly what a cancellation at the same moment refunds, and its tier
+        /// holds until `until`.
+        #[test]
+        fn a_quote_is_what_cancelling_refunds(total in 0i64..10_000_000, secs in 0i64..4_000) {
+            let placed = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("valid");
+            let now = placed + Duration::seconds(secs);
+            let q = cancellation_quote(Stage::Preparing, placed, Cents(total), now).expect("open");
+            match cancellation_refund_percent(placed, now) {
+                Some(p) => {
+                    prop_assert_eq!(q.percent, p);
+                    prop_assert_eq!(q.amount_cents, refund(Cents(total), p).amount_cents);
+                    let until = q.until.expect("a tier ends");
+                    prop_assert!(until > now);
+                    let just_before = until - Duration::milliseconds(1);
+                    prop_assert_eq!(cancellation_refund_percent(placed, just_before), Some(p));
+                    prop_assert_ne!(cancellation_refund_percent(placed, until), Some(p));
+                }
+                None => prop_assert_eq!((q.percent, q.until), (0, None)),
+            }
+        }
+    }
+
+    #[test]
+    fn finished_orders_have_no_quote() {
+        let t = Utc::now();
+        assert_eq!(cancellation_quote(Stage::Delivered, t, Cents(1), t), None);
+    }
 }

@@ -12,6 +12,8 @@ pub struct Restaurant {
     pub open: bool,
     pub rating_sum: i64,
     pub rating_count: i64,
+    /// Minutes the kitchen takes to prepare an order.
+    pub prep_minutes: u32,
     /// Shared: a restaurant is cloned on every lookup, its menu is not.
     pub menu: Arc<Menu>,
 }

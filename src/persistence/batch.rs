@@ -57,9 +57,10 @@ pub enum Write {
         menu: std::sync::Arc<Menu>,
         at: DateTime<Utc>,
     },
-    SetRestaurantOpen {
+    SetRestaurantStatus {
         id: RestaurantId,
         open: bool,
+        prep_minutes: u32,
     },
     AddCustomer {
         customer: CustomerRecord,

@@ -249,6 +249,20 @@ impl Store {
         row.map(Order::try_from).transpose()
     }
 
+    /// A restaurant's orders in `stage` since `since`, or its unfinished ones.
+    pub async fn restaurant_orders(
+        &self,
+        id: crate::domain::RestaurantId,
+        stage: Option<crate::domain::Stage>,
+        since: DateTime<Utc>,
+    ) -> StoreResult<Vec<Order>> {
+        let stmt = match stage {
+            Some(stage) => sql::restaurant_orders_in(id, stage.as_str(), since),
+            None => sql::restaurant_open_orders(id),
+        };
+        decode_all::<OrderRow, _>(self.all(stmt).await?)
+    }
+
     pub async fn unfinished_orders(&self) -> StoreResult<Vec<Order>> {
         decode_all::<OrderRow, _>(self.all(sql::unfinished_orders()).await?)
     }

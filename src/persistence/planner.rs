@@ -86,7 +86,7 @@ pub fn plan<'a>(units: &'a [WriteUnit], applies: &[bool]) -> BatchPlan<'a> {
                 | Write::ParkDeadLetter(_)
                 | Write::DeadLetterReplayed { .. }
                 | Write::AddRestaurant { .. }
-                | Write::SetRestaurantOpen { .. }
+                | Write::SetRestaurantStatus { .. }
                 | Write::SaveMenu { .. }
                 | Write::SavePayout(_)
                 | Write::AddCustomer { .. } => p.singles.push(write),

@@ -59,6 +59,7 @@ pub struct RestaurantRow {
     open: bool,
     rating_sum: i64,
     rating_count: i64,
+    prep_minutes: i64,
     menu: Option<String>,
 }
 
@@ -73,6 +74,7 @@ impl TryFrom<RestaurantRow> for Restaurant {
             open: row.open,
             rating_sum: row.rating_sum,
             rating_count: row.rating_count,
+            prep_minutes: u32::try_from(row.prep_minutes).unwrap_or(u32::MAX),
             menu: std::sync::Arc::new(match row.menu {
                 Some(json) => serde_json::from_str(&json)
                     .map_err(|e| StoreError::Corrupt(format!("menu: {e}")))?,

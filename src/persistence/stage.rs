@@ -204,7 +204,11 @@ fn single(write: &Write) -> Vec<super::dialect::Stmt> {
             super::rows::menu_json(menu),
             *at,
         )],
-        Write::SetRestaurantOpen { id, open } => vec![sql::set_restaurant_open(*id, *open)],
+        Write::SetRestaurantStatus {
+            id,
+            open,
+            prep_minutes,
+        } => vec![sql::set_restaurant_status(*id, *open, *prep_minutes)],
         Write::AddCustomer { customer, at } => vec![sql::add_customer(customer, *at)],
         Write::AddRating(rating) => vec![sql::fold_rating(rating)],
         Write::SaveCursor { consumer, seq } => vec![sql::save_cursor(consumer, *seq)],

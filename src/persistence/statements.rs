@@ -18,7 +18,7 @@ pub fn ping() -> Stmt {
 
 pub fn restaurants() -> Stmt {
     Stmt::new(
-        "SELECT r.id, r.name, r.lat, r.lng, r.open, r.rating_sum, r.rating_count, m.items AS menu
+        "SELECT r.id, r.name, r.lat, r.lng, r.open, r.rating_sum, r.rating_count, r.prep_minutes, m.items AS menu
          FROM restaurants r LEFT JOIN menus m ON m.restaurant_id = r.id",
         vec![],
     )
@@ -268,8 +268,8 @@ pub fn claim_response(
 
 pub fn add_restaurant(r: &Restaurant, at: DateTime<Utc>) -> Stmt {
     Stmt::new(
-        "INSERT INTO restaurants (id, name, lat, lng, open, rating_sum, rating_count, created_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO restaurants (id, name, lat, lng, open, rating_sum, rating_count, created_at, prep_minutes)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
         vec![
             Text(r.id.to_string()),
             Text(r.name.clone()),
@@ -279,6 +279,7 @@ pub fn add_restaurant(r: &Restaurant, at: DateTime<Utc>) -> Stmt {
             Int(r.rating_sum),
             Int(r.rating_count),
             Int(millis(at)),
+            Int(i64::from(r.prep_minutes)),
         ],
     )
 }
@@ -292,10 +293,31 @@ pub fn save_menu(id: RestaurantId, items: String, at: DateTime<Utc>) -> Stmt {
     )
 }
 
-pub fn set_restaurant_open(id: RestaurantId, open: bool) -> Stmt {
+pub fn set_restaurant_status(id: RestaurantId, open: bool, prep_minutes: u32) -> Stmt {
     Stmt::new(
-        "UPDATE restaurants SET open = $2 WHERE id = $1",
-        vec![Text(id.to_string()), Bool(open)],
+        "UPDATE restaurants SET open = $2, prep_minutes = $3 WHERE id = $1",
+        vec![
+            Text(id.to_string()),
+            Bool(open),
+            Int(i64::from(prep_minutes)),
+        ],
+    )
+}
+
+/// A restaurant's unfinished orders, oldest first.
+pub fn restaurant_open_orders(id: RestaurantId) -> Stmt {
+    Stmt::new(
+        "SELECT body FROM orders WHERE restaurant_id = $1 AND NOT terminal ORDER BY placed_at LIMIT 500",
+        vec![Text(id.to_string())],
+    )
+}
+
+/// A restaurant's orders in one stage placed since `since`, oldest first.
+pub fn restaurant_orders_in(id: RestaurantId, stage: &'static str, since: DateTime<Utc>) -> Stmt {
+    Stmt::new(
+        "SELECT body FROM orders WHERE restaurant_id = $1 AND stage = $2 AND placed_at >= $3
+         ORDER BY placed_at LIMIT 500",
+        vec![Text(id.to_string()), Text(stage.into()), Int(millis(since))],
     )
 }
 

@@ -519,6 +519,7 @@ pub async fn bare_store() -> (dabba::persistence::Store, Option<std::path::PathB
         open: true,
         rating_sum: 0,
         rating_count: 0,
+        prep_minutes: 15,
         menu: Default::default(),
     };
     let add = Write::AddRestaurant {

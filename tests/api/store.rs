@@ -54,6 +54,7 @@ async fn the_database_refuses_what_the_domain_never_writes() {
         open: true,
         rating_sum: 0,
         rating_count: 0,
+        prep_minutes: 15,
         menu: Default::default(),
     };
     let add = Write::AddRestaurant {

@@ -12,6 +12,9 @@ use crate::domain::{
 use crate::persistence::{CustomerRecord, RiderRecord, SubjectTable, Write, WriteUnit};
 use crate::tokens::Role;
 
+/// A new restaurant's preparation time until it sets its own.
+pub const DEFAULT_PREP_MINUTES: u32 = 15;
+
 impl Engine {
     pub async fn add_restaurant(
         &self,
@@ -25,6 +28,7 @@ impl Engine {
             open: true,
             rating_sum: 0,
             rating_count: 0,
+            prep_minutes: DEFAULT_PREP_MINUTES,
             menu: Default::default(),
         };
         let at = self.now();
@@ -71,17 +75,43 @@ impl Engine {
         Ok(menu)
     }
 
-    pub async fn set_restaurant_open(
+    /// Opens or closes a restaurant and, when given, sets its preparation time.
+    pub async fn set_restaurant_status(
         &self,
         id: RestaurantId,
         open: bool,
+        prep_minutes: Option<u32>,
     ) -> Result<Restaurant, EngineError> {
-        self.restaurant(id)?;
-        self.commit(Write::SetRestaurantOpen { id, open }).await?;
+        let prep_minutes = prep_minutes.unwrap_or(self.restaurant(id)?.prep_minutes);
+        self.commit(Write::SetRestaurantStatus {
+            id,
+            open,
+            prep_minutes,
+        })
+        .await?;
         self.services
             .directory
-            .update_restaurant(id, |r| r.open = open)
+            .update_restaurant(id, |r| {
+                r.open = open;
+                r.prep_minutes = prep_minutes;
+            })
             .ok_or(EngineError::NotFound("restaurant"))
+    }
+
+    /// A restaurant's orders in `stage` (its unfinished ones when `None`), oldest first;
+    /// finished stages reach back a day.
+    pub async fn restaurant_orders(
+        &self,
+        id: RestaurantId,
+        stage: Option<crate::domain::Stage>,
+    ) -> Result<Vec<crate::domain::Order>, EngineError> {
+        self.restaurant(id)?;
+        let since = self.now() - chrono::Duration::days(1);
+        Ok(self
+            .services
+            .store
+            .restaurant_orders(id, stage, since)
+            .await?)
     }
 
     pub async fn add_customer(

@@ -1,0 +1,101 @@
+//! The restaurant's desk: its open flag and preparation time, and its orders by stage (a
+//! tablet that was offline finds its work).
+
+use serde_json::json;
+
+use crate::helpers::{north, spawn_app};
+
+#[actix_web::test]
+async fn a_restaurant_sets_its_status_and_prep_time() {
+    let app = spawn_app().await;
+    let (r, rt) = app.restaurant().await;
+    let (_, c) = app.customer().await;
+    let path = format!("/v1/restaurants/{r}/status");
+    let closed = app
+        .put(&path, &rt, json!({"open": false, "prep_minutes": 25}))
+        .await;
+    assert_eq!(closed.status, 200, "{:?}", closed.body);
+    assert_eq!(
+        (
+            closed.body["open"].as_bool(),
+            closed.body["prep_minutes"].as_u64()
+        ),
+        (Some(false), Some(25))
+    );
+    let refused = app
+        .post("/v1/orders", &c, app.order_body(&r, north(10.0)))
+        .await;
+    assert_eq!((refused.status, refused.code()), (409, "restaurant_closed"));
+    let open = app.put(&path, &rt, json!({"open": true})).await;
+    assert_eq!(
+        (
+            open.body["open"].as_bool(),
+            open.body["prep_minutes"].as_u64()
+        ),
+        (Some(true), Some(25))
+    );
+    assert_eq!(
+        app.get(&format!("/v1/restaurants/{r}"), &c).await.body["prep_minutes"],
+        25
+    );
+    for bad in [
+        json!({"open": true, "prep_minutes": 241}),
+        json!({"open": true, "prep_minutes": -1}),
+        json!({"prep_minutes": 5}),
+    ] {
+        let res = app.put(&path, &rt, bad.clone()).await;
+        assert_eq!((res.status, res.code()), (400, "invalid_request"), "{bad}");
+    }
+    let (_, other) = app.restaurant().await;
+    assert_eq!(
+        app.put(&path, &other, json!({"open": false})).await.status,
+        403
+    );
+}
+
+#[actix_web::test]
+async fn a_restaurant_lists_its_orders_by_stage() {
+    let app = spawn_app().await;
+    let restaurant = app.restaurant().await;
+    let (_, c) = app.customer().await;
+    let first = app.place(&c, &restaurant.0).await;
+    let second = app.place(&c, &restaurant.0).await;
+    app.accept(&restaurant, &first).await;
+    let list = async |query: &str| {
+        let r = app
+            .get(
+                &format!("/v1/restaurants/{}/orders{query}", restaurant.0),
+                &restaurant.1,
+            )
+            .await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["orders"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        list("?stage=awaiting_restaurant").await,
+        vec![second.clone()]
+    );
+    assert_eq!(list("?stage=finding_rider").await, vec![first.clone()]);
+    assert_eq!(list("").await, vec![first.clone(), second.clone()]);
+    app.post(&format!("/v1/orders/{second}/cancel"), &c, json!({}))
+        .await;
+    assert_eq!(list("?stage=cancelled").await, vec![second]);
+    assert_eq!(list("").await, vec![first]);
+    let bad = app
+        .get(
+            &format!("/v1/restaurants/{}/orders?stage=cooking", restaurant.0),
+            &restaurant.1,
+        )
+        .await;
+    assert_eq!((bad.status, bad.code()), (400, "invalid_request"));
+    let (_, other) = app.restaurant().await;
+    let r = app
+        .get(&format!("/v1/restaurants/{}/orders", restaurant.0), &other)
+        .await;
+    assert_eq!(r.status, 403);
+}
