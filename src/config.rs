@@ -33,6 +33,8 @@ pub struct ServeConfig {
     pub events: EventArgs,
     #[command(flatten)]
     pub money: MoneyArgs,
+    #[command(flatten)]
+    pub desk: DeskArgs,
     /// Proxies whose `X-Forwarded-For` is believed: comma-separated addresses or CIDR ranges.
     #[arg(long, env = "DABBA_TRUSTED_PROXIES", default_value = "")]
     pub trusted_proxies: String,
@@ -172,6 +174,28 @@ impl ServeConfig {
             offer_timeout: Duration::from_secs(self.offer_timeout_secs),
             deadline: Duration::from_secs(self.dispatch_deadline_secs),
             ..DispatchTimings::default()
+        }
+    }
+}
+
+/// Restaurants as live parties: how long they have to answer, how much they hold.
+#[derive(Args, Clone, Debug)]
+pub struct DeskArgs {
+    /// Seconds a restaurant has to accept or reject an order before it is rejected for it
+    /// (`reject_reason: restaurant_timeout`, full refund).
+    #[arg(long, env = "DABBA_RESTAURANT_TIMEOUT_SECS", default_value_t = 300)]
+    pub restaurant_timeout_secs: u64,
+    /// Most orders a restaurant holds at once, waiting for its answer or in its kitchen; a new
+    /// order beyond it is `409 restaurant_busy`. 0: no limit.
+    #[arg(long, env = "DABBA_RESTAURANT_CAPACITY", default_value_t = 0)]
+    pub restaurant_capacity: usize,
+}
+
+impl Default for DeskArgs {
+    fn default() -> Self {
+        Self {
+            restaurant_timeout_secs: 300,
+            restaurant_capacity: 0,
         }
     }
 }

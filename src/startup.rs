@@ -39,6 +39,11 @@ impl Application {
         let policy = Policy {
             radius_m: config.radius_m,
             split: config.money.split(),
+            answer_timeout: chrono::Duration::seconds(
+                i64::try_from(config.desk.restaurant_timeout_secs.max(1)).unwrap_or(i64::MAX),
+            ),
+            restaurant_capacity: (config.desk.restaurant_capacity > 0)
+                .then_some(config.desk.restaurant_capacity),
         };
         let mut options = config.engine_options();
         options.gateways = Some(std::sync::Arc::new(

@@ -6,6 +6,7 @@ use std::sync::{Mutex, RwLock};
 use actix::Addr;
 
 use super::order::OrderActor;
+use super::restaurant::RestaurantActor;
 use crate::domain::Restaurant;
 use crate::domain::{LatLng, OrderId, RestaurantId};
 use crate::geo::PointIndex;
@@ -21,6 +22,8 @@ struct Restaurants {
 pub struct Directory {
     orders: Mutex<HashMap<OrderId, Addr<OrderActor>>>,
     restaurants: RwLock<Restaurants>,
+    /// Restaurant actors, one per restaurant that has had live orders.
+    desks: Mutex<HashMap<RestaurantId, Addr<RestaurantActor>>>,
 }
 
 impl Directory {
@@ -40,6 +43,30 @@ impl Directory {
 
     pub fn live_orders(&self) -> usize {
         self.orders_lock().len()
+    }
+
+    pub fn desk(&self, id: RestaurantId) -> Option<Addr<RestaurantActor>> {
+        self.desks_lock().get(&id).cloned()
+    }
+
+    /// Registers `addr` unless the restaurant has an actor already; returns the winner.
+    pub fn register_desk(
+        &self,
+        id: RestaurantId,
+        addr: Addr<RestaurantActor>,
+    ) -> Addr<RestaurantActor> {
+        self.desks_lock().entry(id).or_insert(addr).clone()
+    }
+
+    pub fn desks(&self) -> Vec<Addr<RestaurantActor>> {
+        self.desks_lock().values().cloned().collect()
+    }
+
+    fn desks_lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<RestaurantId, Addr<RestaurantActor>>> {
+        // The map holds no invariant a panicking holder could break halfway.
+        self.desks.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn restaurant(&self, id: RestaurantId) -> Option<Restaurant> {

@@ -9,6 +9,8 @@ pub enum EngineError {
     NotFound(&'static str),
     #[error("the restaurant is closed")]
     RestaurantClosed,
+    #[error(transparent)]
+    RestaurantBusy(#[from] crate::domain::desk::Busy),
     #[error("the offer expired, was already answered or belongs to another rider")]
     OfferNotActive,
     #[error("{0}")]

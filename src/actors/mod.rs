@@ -8,6 +8,7 @@ pub mod dispatcher;
 pub mod engine;
 pub mod error;
 pub mod order;
+pub mod restaurant;
 pub mod services;
 pub mod subjects;
 pub mod supervision;

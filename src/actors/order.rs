@@ -10,6 +10,7 @@ use super::dispatcher::{
     Dispatcher, EndDispatch, RiderPickedUp, StartDispatch, UpdateDispatchDelivery,
 };
 use super::error::EngineError;
+use super::restaurant::Track;
 use super::services::Shared;
 use super::supervision::{Restarts, guarded};
 use crate::domain::ledger;
@@ -78,6 +79,9 @@ impl OrderActor {
                 }
             }
             _ => {}
+        }
+        if let Some(desk) = self.services.directory.desk(order.restaurant_id) {
+            desk.do_send(Track(order.clone()));
         }
         if order.stage.is_terminal() {
             self.dispatcher.do_send(EndDispatch { order_id: order.id });

@@ -116,6 +116,9 @@ impl From<EngineError> for ApiError {
         match e {
             EngineError::NotFound(what) => Self::not_found(what),
             EngineError::RestaurantClosed => Self::new(S::CONFLICT, "restaurant_closed", msg),
+            EngineError::RestaurantBusy(_) => {
+                Self::new(S::CONFLICT, "restaurant_busy", msg).retry_after(30)
+            }
             EngineError::OfferNotActive => Self::new(S::CONFLICT, "offer_not_active", msg),
             EngineError::InvalidState(_) => Self::new(S::CONFLICT, "invalid_state", msg),
             EngineError::AlreadyRated => Self::new(S::CONFLICT, "already_rated", msg),

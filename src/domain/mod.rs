@@ -1,6 +1,7 @@
 //! Pure rules, no I/O: ids, coordinates, the order state machine, refund policy, the clock.
 
 pub mod clock;
+pub mod desk;
 pub mod distance;
 pub mod ids;
 pub mod ledger;

@@ -12,6 +12,10 @@ pub struct Policy {
     pub radius_m: f64,
     /// How a delivered order's money is split.
     pub split: super::ledger::Split,
+    /// How long a restaurant has to answer an order before it is rejected for it.
+    pub answer_timeout: Duration,
+    /// Most orders a restaurant holds at once, waiting or in the kitchen (`None`: no limit).
+    pub restaurant_capacity: Option<usize>,
 }
 
 impl Default for Policy {
@@ -19,6 +23,8 @@ impl Default for Policy {
         Self {
             radius_m: 5_000.0,
             split: super::ledger::Split::default(),
+            answer_timeout: Duration::minutes(5),
+            restaurant_capacity: None,
         }
     }
 }

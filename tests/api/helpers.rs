@@ -102,6 +102,10 @@ pub struct Options {
     pub trusted_proxies: String,
     /// `DABBA_JWT_PREVIOUS_SECRET`.
     pub previous_secret: Option<String>,
+    /// `DABBA_RESTAURANT_CAPACITY` (0: no limit).
+    pub restaurant_capacity: usize,
+    /// `DABBA_RESTAURANT_TIMEOUT_SECS`.
+    pub restaurant_timeout_secs: u64,
 }
 
 impl Default for Options {
@@ -123,6 +127,8 @@ impl Default for Options {
             body_timeout_secs: 10,
             trusted_proxies: String::new(),
             previous_secret: None,
+            restaurant_capacity: 0,
+            restaurant_timeout_secs: 300,
         }
     }
 }
@@ -149,6 +155,16 @@ pub fn redis_url() -> String {
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
+}
+
+/// A server whose restaurants have an hour to answer: for tests that move the clock past the
+/// default 5 minutes with orders still waiting for their restaurant.
+pub async fn spawn_patient_app() -> TestApp {
+    spawn_app_with(Options {
+        restaurant_timeout_secs: 3_600,
+        ..Options::default()
+    })
+    .await
 }
 
 pub async fn spawn_app_with(opts: Options) -> TestApp {
@@ -185,6 +201,11 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
             gateways: Some(dabba::payments::fake_spec(&vendors)),
             gateway_timeout_ms: 500,
             gateway_breaker_secs: 1,
+            ..Default::default()
+        },
+        desk: dabba::config::DeskArgs {
+            restaurant_capacity: opts.restaurant_capacity,
+            restaurant_timeout_secs: opts.restaurant_timeout_secs,
             ..Default::default()
         },
         trusted_proxies: opts.trusted_proxies.clone(),

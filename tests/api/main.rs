@@ -6,6 +6,7 @@ mod authz;
 mod backbone;
 mod contract;
 mod crash;
+mod desk_restart;
 mod dispatch;
 mod helpers;
 mod idempotency;

@@ -155,7 +155,7 @@ async fn restaurant_rejection_refunds_in_full_and_tells_the_customer() {
 }
 
 async fn cancel_after(seconds: i64) -> crate::helpers::Response {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_patient_app().await;
     let (r, _) = app.restaurant().await;
     let (_, t) = app.customer().await;
     let order = app.place(&t, &r).await;
@@ -215,7 +215,7 @@ async fn a_finished_order_cannot_be_cancelled_again() {
 
 #[actix_web::test]
 async fn customers_update_delivery_until_30_minutes_and_rechecked_against_the_radius() {
-    let app = spawn_app().await;
+    let app = crate::helpers::spawn_patient_app().await;
     let (r, _) = app.restaurant().await;
     let (_, t) = app.customer().await;
     let order = app.place(&t, &r).await;

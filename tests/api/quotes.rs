@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::helpers::spawn_app;
+use crate::helpers::spawn_patient_app as spawn_app;
 
 #[actix_web::test]
 async fn the_quote_follows_the_refund_tiers_and_matches_the_cancellation() {

@@ -99,3 +99,89 @@ async fn a_restaurant_lists_its_orders_by_stage() {
         .await;
     assert_eq!(r.status, 403);
 }
+
+#[actix_web::test]
+async fn an_unanswered_order_is_rejected_for_the_restaurant_at_exactly_its_timeout() {
+    let app = spawn_app().await;
+    let restaurant = app.restaurant().await;
+    let (_, c) = app.customer().await;
+    let mut ws = app.ws(&c).await;
+    let ignored = app.place(&c, &restaurant.0).await;
+    let answered = app.place(&c, &restaurant.0).await;
+    app.accept(&restaurant, &answered).await;
+    app.advance(299).await;
+    assert_eq!(app.order(&ignored).await["stage"], "awaiting_restaurant");
+    app.advance(1).await;
+    let o = app.order(&ignored).await;
+    assert_eq!(
+        (
+            o["stage"].as_str(),
+            o["status"].as_str(),
+            o["reject_reason"].as_str()
+        ),
+        (
+            Some("rejected_by_restaurant"),
+            Some("rejected"),
+            Some("restaurant_timeout")
+        )
+    );
+    assert_eq!(o["refund"], json!({"percent": 100, "amount_cents": 22_000}));
+    // The customer is told; the answered order is untouched.
+    let told = ws
+        .until(|m| {
+            m["type"] == "order.updated"
+                && m["order"]["id"] == ignored.as_str()
+                && m["order"]["stage"] == "rejected_by_restaurant"
+        })
+        .await;
+    assert_eq!(told["order"]["reject_reason"], "restaurant_timeout");
+    assert_eq!(app.order(&answered).await["stage"], "finding_rider");
+    // The money comes back in full.
+    for _ in 0..100 {
+        let p = app
+            .get(&format!("/v1/orders/{ignored}/payment"), &app.ops)
+            .await;
+        if p.body["status"] == "refunded" {
+            return;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the refund did not land");
+}
+
+#[actix_web::test]
+async fn a_full_restaurant_is_busy_until_an_order_leaves() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options {
+        restaurant_capacity: 2,
+        ..Default::default()
+    })
+    .await;
+    let restaurant = app.restaurant().await;
+    let (_, c) = app.customer().await;
+    let first = app.place(&c, &restaurant.0).await;
+    let second = app.place(&c, &restaurant.0).await;
+    app.accept(&restaurant, &second).await;
+    let busy = app
+        .post("/v1/orders", &c, app.order_body(&restaurant.0, north(10.0)))
+        .await;
+    assert_eq!((busy.status, busy.code()), (409, "restaurant_busy"));
+    assert!(busy.retry_after.is_some());
+    // Another restaurant is not affected.
+    let (other, _) = app.restaurant().await;
+    app.place(&c, &other).await;
+    app.post(&format!("/v1/orders/{first}/cancel"), &c, json!({}))
+        .await;
+    let mut placed = false;
+    for _ in 0..50 {
+        let r = app
+            .post("/v1/orders", &c, app.order_body(&restaurant.0, north(10.0)))
+            .await;
+        if r.status == 201 {
+            placed = true;
+            break;
+        }
+        assert_eq!(r.code(), "restaurant_busy");
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(placed, "a place freed up");
+}

@@ -4,6 +4,7 @@
 use super::{Engine, HISTORY_WINDOW, NewOrderRequest};
 use crate::actors::error::EngineError;
 use crate::actors::order::{ApplyCommand, GetOrder};
+use crate::actors::restaurant::{Admit, Track};
 use crate::domain::ledger;
 use crate::domain::order::{NewOrder, new_order};
 use crate::domain::{Command, CustomerId, Order, OrderId, Restaurant};
@@ -35,6 +36,10 @@ impl Engine {
         let restaurant = self.restaurant(input.restaurant_id)?;
         if !restaurant.open {
             return Err(EngineError::RestaurantClosed);
+        }
+        let desk = self.desk(restaurant.id);
+        if self.services.policy.restaurant_capacity.is_some() {
+            desk.send(Admit).await??;
         }
         let mut order = new_order(
             NewOrder {
@@ -79,6 +84,7 @@ impl Engine {
         }
         metrics::counter!("dabba_orders_placed_total").increment(1);
         tracing::info!(order_id = %order.id, restaurant_id = %order.restaurant_id, "order placed");
+        desk.do_send(Track(order.clone()));
         self.spawn_order(order.clone());
         Ok((order, true))
     }
