@@ -206,7 +206,6 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         desk: dabba::config::DeskArgs {
             restaurant_capacity: opts.restaurant_capacity,
             restaurant_timeout_secs: opts.restaurant_timeout_secs,
-            ..Default::default()
         },
         trusted_proxies: opts.trusted_proxies.clone(),
         offer_timeout_secs: 30,
