@@ -84,6 +84,9 @@ impl OrderActor {
             desk.do_send(Track(order.clone()));
         }
         if order.stage.is_terminal() {
+            // A finished order is cached on its first read; drop any older entry now.
+            let (cache, id) = (self.services.cache.clone(), order.id);
+            actix::spawn(async move { cache.invalidate(id).await });
             self.dispatcher.do_send(EndDispatch { order_id: order.id });
             self.services.directory.retire_order(order.id);
         }

@@ -45,6 +45,8 @@ pub struct Services {
     pub positions: crate::events::positions::PositionFeed,
     /// The payment gateways, behind retries, breakers and fallback.
     pub gateways: Arc<crate::payments::Gateways>,
+    /// Finished orders, read through Redis when configured.
+    pub cache: crate::persistence::read_cache::ReadCache,
 }
 
 pub type Shared = Arc<Services>;

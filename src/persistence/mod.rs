@@ -15,6 +15,7 @@ mod log;
 pub mod money;
 mod planner;
 mod postgres;
+pub mod read_cache;
 mod records;
 mod rows;
 mod sqlite;

@@ -4,6 +4,7 @@
 mod auth;
 mod authz;
 mod backbone;
+mod cache;
 mod contract;
 mod crash;
 mod desk_restart;

@@ -30,6 +30,7 @@ use crate::events::fanout::FANOUT;
 use crate::events::hub::Hub;
 use crate::events::positions::PositionFeed;
 use crate::events::relay::Relay;
+use crate::persistence::read_cache::ReadCache;
 use crate::persistence::writer::{Writer, WriterConfig};
 use crate::persistence::{PurgeReport, SavedResponse, Store, UnitOutcome, Write, WriteUnit};
 
@@ -144,7 +145,12 @@ impl Engine {
                 .map_err(|e| EngineError::InvalidState(format!("fake gateways: {e}")))?,
             ),
         };
+        let cache = match &options.redis_url {
+            Some(url) => ReadCache::redis(url.clone(), &options.backbone.prefix),
+            None => ReadCache::off(),
+        };
         let services = Arc::new(Services {
+            cache,
             gateways: gateways.clone(),
             store,
             writer,

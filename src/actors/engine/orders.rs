@@ -101,16 +101,23 @@ impl Engine {
         Ok((self.order(order_id).await?, false))
     }
 
-    /// The current order, from its live actor or, once finished, from the store.
+    /// The current order, from its live actor or, once finished, from the read cache or the
+    /// store.
     pub async fn order(&self, id: OrderId) -> Result<Order, EngineError> {
         if let Some(addr) = self.services.directory.order(id) {
             return Ok(addr.send(GetOrder).await?);
         }
-        self.services
+        if let Some(order) = self.services.cache.get(id).await {
+            return Ok(order);
+        }
+        let order = self
+            .services
             .store
             .order(id)
             .await?
-            .ok_or(EngineError::NotFound("order"))
+            .ok_or(EngineError::NotFound("order"))?;
+        self.services.cache.put(&order).await;
+        Ok(order)
     }
 
     /// Applies a command to an order through its actor. Finished orders have no actor: the
