@@ -44,6 +44,9 @@ pub struct ServeConfig {
     /// Seconds an accepted order may wait for a rider before it ends `no_rider_found`.
     #[arg(long, env = "DABBA_DISPATCH_DEADLINE_SECS", default_value_t = 600)]
     pub dispatch_deadline_secs: u64,
+    /// Seconds after every rider in range declined an order before they are asked again.
+    #[arg(long, env = "DABBA_REDISPATCH_COOLDOWN_SECS", default_value_t = 120)]
+    pub redispatch_cooldown_secs: u64,
     /// Delivery and dispatch radius in metres.
     #[arg(long, env = "DABBA_RADIUS_M", default_value_t = 5000.0)]
     pub radius_m: f64,
@@ -173,6 +176,7 @@ impl ServeConfig {
         DispatchTimings {
             offer_timeout: Duration::from_secs(self.offer_timeout_secs),
             deadline: Duration::from_secs(self.dispatch_deadline_secs),
+            redispatch_cooldown: Duration::from_secs(self.redispatch_cooldown_secs),
             ..DispatchTimings::default()
         }
     }

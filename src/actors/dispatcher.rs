@@ -150,6 +150,7 @@ fn board_config(services: &Shared) -> BoardConfig {
         radius_m: services.policy.radius_m,
         offer_timeout: chrono::Duration::from_std(t.offer_timeout).unwrap_or_default(),
         deadline: chrono::Duration::from_std(t.deadline).unwrap_or_default(),
+        cooldown: chrono::Duration::from_std(t.redispatch_cooldown).unwrap_or_default(),
     }
 }
 

@@ -14,6 +14,8 @@ use crate::persistence::writer::Writer;
 pub struct DispatchTimings {
     pub offer_timeout: Duration,
     pub deadline: Duration,
+    /// How long after every rider in range declined they are asked again.
+    pub redispatch_cooldown: Duration,
     /// How often the dispatcher checks for expired offers and deadlines.
     pub tick: Duration,
 }
@@ -23,6 +25,7 @@ impl Default for DispatchTimings {
         Self {
             offer_timeout: Duration::from_secs(30),
             deadline: Duration::from_secs(600),
+            redispatch_cooldown: Duration::from_secs(120),
             tick: Duration::from_millis(200),
         }
     }

@@ -33,6 +33,9 @@ pub struct BoardConfig {
     pub offer_timeout: Duration,
     /// How long an order may look for a rider before `no_rider_found`.
     pub deadline: Duration,
+    /// Once every rider in range was asked, how long before those who declined are asked
+    /// again (a new round; riders who came in range meanwhile are asked at once).
+    pub cooldown: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -217,6 +220,8 @@ impl Board {
                 restaurant,
                 delivery,
                 tried: HashSet::new(),
+                offers: 0,
+                round_ends: None,
                 deadline: now + self.config.deadline,
                 state: JobState::Waiting,
             },
@@ -252,11 +257,9 @@ impl Board {
         })
     }
 
-    /// Riders offered the order so far (its tried list).
+    /// Offers of the order so far, every round.
     pub fn offered(&self, order_id: OrderId) -> u32 {
-        self.jobs
-            .get(&order_id)
-            .map_or(0, |j| u32::try_from(j.tried.len()).unwrap_or(u32::MAX))
+        self.jobs.get(&order_id).map_or(0, |j| j.offers)
     }
 
     pub fn answer(
@@ -351,62 +354,6 @@ impl Board {
         fx
     }
 
-    /// Expires offers and gives up on orders past their deadline (`fx.give_ups`).
-    pub fn tick(&mut self, now: DateTime<Utc>) -> Effects {
-        let mut fx = Effects::default();
-        let expired: Vec<(OrderId, RiderId)> = self
-            .jobs
-            .iter()
-            .filter_map(|(order_id, j)| match j.state {
-                JobState::Offered(rider) => {
-                    let due = self
-                        .riders
-                        .get(&rider)
-                        .and_then(|r| r.offer)
-                        .is_none_or(|o| o.expires_at <= now);
-                    due.then_some((*order_id, rider))
-                }
-                _ => None,
-            })
-            .collect();
-        for (order_id, rider_id) in expired {
-            tracing::info!(%order_id, %rider_id, "offer timed out");
-            metrics::counter!("dabba_offer_timeouts_total").increment(1);
-            self.withdraw_offer(rider_id, order_id, now, &mut fx);
-            if let Some(job) = self.jobs.get_mut(&order_id) {
-                job.state = JobState::Waiting;
-            }
-        }
-        let mut overdue: Vec<(u64, OrderId)> = self
-            .jobs
-            .iter()
-            .filter(|(_, j)| match j.state {
-                JobState::Waiting | JobState::Offered(_) => j.deadline <= now,
-                JobState::GivingUp { since } => since + GIVE_UP_RETRY <= now,
-                JobState::Assigning(_) => false,
-            })
-            .map(|(id, j)| (j.seq, *id))
-            .collect();
-        overdue.sort_unstable();
-        for &(_, order_id) in &overdue {
-            let Some(job) = self.jobs.get_mut(&order_id) else {
-                continue;
-            };
-            let offered = match job.state {
-                JobState::Offered(rider_id) => Some(rider_id),
-                _ => None,
-            };
-            job.state = JobState::GivingUp { since: now };
-            if let Some(rider_id) = offered {
-                self.withdraw_offer(rider_id, order_id, now, &mut fx);
-            }
-            tracing::info!(%order_id, "no rider found before the deadline");
-            fx.give_ups.push(order_id);
-        }
-        self.offer_waiting_where(|_| true, now, &mut fx);
-        fx
-    }
-
     /// Writes the positions of riders who moved and were not written for
     /// [`POSITION_WRITE_EVERY`]: a restart then starts riders near where they were.
     pub fn flush_positions(&mut self, now: DateTime<Utc>) -> Effects {
@@ -488,10 +435,15 @@ impl Board {
                     job.tried.contains(&id)
                 })
         else {
+            // Everyone in range had this round: the next starts after the cool-down.
+            if !job.tried.is_empty() && job.round_ends.is_none() {
+                job.round_ends = Some(now + self.config.cooldown);
+            }
             return false;
         };
         let expires_at = now + self.config.offer_timeout;
         job.tried.insert(rider_id);
+        job.offers = job.offers.saturating_add(1);
         job.state = JobState::Offered(rider_id);
         let msg = ServerMessage::Offer {
             order_id,
@@ -515,7 +467,7 @@ impl Board {
     }
 
     /// Offers the waiting orders `pick` selects, oldest first (each may now find a rider).
-    fn offer_waiting_where(
+    pub(super) fn offer_waiting_where(
         &mut self,
         pick: impl Fn(&Job) -> bool,
         now: DateTime<Utc>,
@@ -540,7 +492,7 @@ impl Board {
     }
 
     /// Takes back the open offer of `order_id` (timeout, order ended, rider went offline).
-    fn withdraw_offer(
+    pub(super) fn withdraw_offer(
         &mut self,
         rider_id: RiderId,
         order_id: OrderId,

@@ -9,6 +9,7 @@ mod restore;
 mod state;
 #[cfg(test)]
 mod tests;
+mod timers;
 
 pub use board::{Board, BoardConfig, DispatchError, DispatchStats};
 pub use effects::{Effects, Push};

@@ -78,9 +78,13 @@ impl Board {
                                 location: o.restaurant_location,
                             },
                             delivery: o.delivery.clone(),
+                            offers: saved
+                                .as_ref()
+                                .map_or(0, |j| u32::try_from(j.tried.len()).unwrap_or(u32::MAX)),
                             tried: saved
                                 .map(|j| j.tried.into_iter().collect())
                                 .unwrap_or_default(),
+                            round_ends: None,
                             deadline,
                             state: JobState::Waiting,
                         },

@@ -52,7 +52,12 @@ pub(super) struct Job {
     pub seq: u64,
     pub restaurant: OfferRestaurant,
     pub delivery: Delivery,
+    /// Riders asked in this round.
     pub tried: HashSet<RiderId>,
+    /// Offers made in every round.
+    pub offers: u32,
+    /// When the current round's cool-down ends (set once every rider in range was asked).
+    pub round_ends: Option<DateTime<Utc>>,
     pub deadline: DateTime<Utc>,
     pub state: JobState,
 }

@@ -15,6 +15,7 @@ use crate::wire::{OfferRestaurant, ServerMessage};
 const RIDERS: usize = 6;
 const ORDERS: usize = 8;
 const RADIUS_M: f64 = 5_000.0;
+const COOLDOWN_SECS: i64 = 120;
 
 /// Points around Bengaluru, ~1–3 km apart, and one 40 km out of everyone's reach.
 const POINTS: [(f64, f64); 5] = [
@@ -59,8 +60,8 @@ struct World {
     now: DateTime<Utc>,
     riders: Vec<RiderId>,
     orders: Vec<OrderId>,
-    /// Every (order, rider) pair ever offered.
-    offered: HashSet<(OrderId, RiderId)>,
+    /// When each (order, rider) pair was last offered.
+    offered: std::collections::HashMap<(OrderId, RiderId), DateTime<Utc>>,
     /// Orders that reached `finding_rider` once: an order never goes back there.
     started: HashSet<OrderId>,
 }
@@ -75,6 +76,7 @@ impl World {
             radius_m: RADIUS_M,
             offer_timeout: Duration::seconds(30),
             deadline: Duration::seconds(600),
+            cooldown: Duration::seconds(COOLDOWN_SECS),
         });
         let riders: Vec<RiderId> = (0..RIDERS).map(|_| RiderId::new()).collect();
         for (i, r) in riders.iter().enumerate() {
@@ -88,7 +90,7 @@ impl World {
                 .expect("time"),
             riders,
             orders: (0..ORDERS).map(|_| OrderId::new()).collect(),
-            offered: HashSet::new(),
+            offered: std::collections::HashMap::new(),
             started: HashSet::new(),
         }
     }
@@ -166,7 +168,8 @@ impl World {
         self.check_invariants()
     }
 
-    /// Offers go to a rider in range that never had this order before.
+    /// Offers go to a rider in range; the same rider is asked the same order again only in a
+    /// later round, at least a cool-down after it was last asked.
     fn check_offers(&mut self, fx: &Effects) -> Result<(), TestCaseError> {
         for push in &fx.pushes {
             if let ServerMessage::Offer {
@@ -179,10 +182,12 @@ impl World {
                     [crate::events::hub::Audience::Rider(r)] => *r,
                     other => return Err(TestCaseError::fail(format!("offer to {other:?}"))),
                 };
-                prop_assert!(
-                    self.offered.insert((*order_id, rider)),
-                    "order offered twice to one rider"
-                );
+                if let Some(last) = self.offered.insert((*order_id, rider), self.now) {
+                    prop_assert!(
+                        self.now >= last + Duration::seconds(COOLDOWN_SECS),
+                        "order offered twice to one rider within a round"
+                    );
+                }
                 let at = self.board.riders[&rider]
                     .location
                     .expect("offered rider has a position");

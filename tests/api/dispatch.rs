@@ -458,3 +458,40 @@ async fn rating_a_delivered_order_updates_the_restaurant_once() {
         .await;
     assert_eq!(rest.body["rating"], json!({"average": 4.0, "count": 1}));
 }
+
+#[actix_web::test]
+async fn when_every_rider_declined_they_are_asked_again_after_the_cool_down() {
+    let app = spawn_app().await;
+    let near = app.available_rider_at(south(500.0)).await;
+    let far = app.available_rider_at(north(2_000.0)).await;
+    let a = accepted_order(&app).await;
+    assert_eq!(
+        offer_of(&app.rider_state(&near.0).await).as_deref(),
+        Some(a.order.as_str())
+    );
+    assert_eq!(reject(&app, &near, &a.order).await.status, 200);
+    assert_eq!(
+        offer_of(&app.rider_state(&far.0).await).as_deref(),
+        Some(a.order.as_str())
+    );
+    assert_eq!(reject(&app, &far, &a.order).await.status, 200);
+    // Everyone in range declined: nobody is asked until the cool-down (2 min) ends.
+    app.advance(119).await;
+    assert_eq!(offer_of(&app.rider_state(&near.0).await), None);
+    assert_eq!(offer_of(&app.rider_state(&far.0).await), None);
+    assert_eq!(app.order(&a.order).await["stage"], "finding_rider");
+    // A new round: the nearest is asked first, again.
+    app.advance(1).await;
+    assert_eq!(
+        offer_of(&app.rider_state(&near.0).await).as_deref(),
+        Some(a.order.as_str())
+    );
+    let r = accept_offer(&app, &near, &a.order).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let o = app.order(&a.order).await;
+    assert_eq!(
+        (o["stage"].as_str(), o["rider_id"].as_str()),
+        (Some("rider_assigned"), Some(near.0.as_str()))
+    );
+    assert_eq!(o["offers"], 3, "offers count every round");
+}

@@ -210,6 +210,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         trusted_proxies: opts.trusted_proxies.clone(),
         offer_timeout_secs: 30,
         dispatch_deadline_secs: 600,
+        redispatch_cooldown_secs: 120,
         radius_m: 5_000.0,
         test_clock: opts.test_clock,
         workers: Some(2),
