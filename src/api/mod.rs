@@ -7,6 +7,7 @@ pub mod auth;
 pub mod customers;
 pub mod error;
 pub mod events;
+pub mod explain;
 pub mod extract;
 #[cfg(test)]
 mod fuzz;
@@ -42,7 +43,7 @@ use error::ApiError;
         orders::deliver, orders::rate, orders::history, events::order_events,
         events::dead_letters, events::replay_dead_letter, events::stats,
         money::payment, money::restaurant_payouts, money::rider_earnings, money::run_payouts,
-        money::trial_balance, money::reconciliation, quotes::cancellation,
+        money::trial_balance, money::reconciliation, quotes::cancellation, explain::dispatch,
         ws::connect,
     ),
     components(schemas(crate::wire::ServerMessage, crate::wire::ErrorBody)),
@@ -149,6 +150,7 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         .service(money::trial_balance)
         .service(money::reconciliation)
         .service(quotes::cancellation)
+        .service(explain::dispatch)
         .service(ops::run_retention)
         .service(ws::connect);
     if features.test_clock {

@@ -16,7 +16,7 @@ use crate::domain;
 use crate::domain::{CustomerId, Delivery, LatLng, OrderId, RiderId, RiderStatus};
 use crate::events::hub::Audience;
 use crate::geo::{PointIndex, distance_m};
-use crate::persistence::{JobRecord, RiderRecord, Write};
+use crate::persistence::{AttemptOutcome, AttemptRecord, JobRecord, RiderRecord, Write};
 use crate::wire::{OfferRestaurant, ServerMessage};
 
 /// How long after giving up on an order the board asks again if ending it failed.
@@ -137,6 +137,7 @@ impl Board {
         let mut fx = Effects::default();
         if let (RiderStatus::Offline, Some(order_id)) = (status, open_offer) {
             // Going offline with an offer open counts as rejecting it.
+            self.conclude(order_id, AttemptOutcome::Withdrawn, &mut fx);
             self.withdraw_offer(rider, order_id, now, &mut fx);
             if let Some(job) = self.jobs.get_mut(&order_id) {
                 job.state = JobState::Waiting;
@@ -222,6 +223,7 @@ impl Board {
                 tried: HashSet::new(),
                 offers: 0,
                 round_ends: None,
+                pending: None,
                 deadline: now + self.config.deadline,
                 state: JobState::Waiting,
             },
@@ -286,6 +288,13 @@ impl Board {
             });
             self.carrying.insert(order_id, rider);
         }
+        let mut fx = Effects::default();
+        let outcome = if accept {
+            AttemptOutcome::Accepted
+        } else {
+            AttemptOutcome::Rejected
+        };
+        self.conclude(order_id, outcome, &mut fx);
         if let Some(job) = self.jobs.get_mut(&order_id) {
             job.state = if accept {
                 JobState::Assigning(rider)
@@ -296,7 +305,6 @@ impl Board {
         let answer = if accept { "accept" } else { "reject" };
         metrics::counter!("dabba_offer_answers_total", "answer" => answer).increment(1);
         self.reindex(rider);
-        let mut fx = Effects::default();
         self.save_rider(rider, now, &mut fx);
         fx.writes.extend(self.job_write(order_id, now));
         // Rejected: the order moves on to the next nearest; the rider is free for others.
@@ -341,6 +349,10 @@ impl Board {
     pub fn end(&mut self, order_id: OrderId, now: DateTime<Utc>) -> Effects {
         let mut fx = Effects::default();
         if let Some(job) = self.jobs.remove(&order_id) {
+            if let Some(mut attempt) = job.pending {
+                attempt.outcome = AttemptOutcome::Withdrawn;
+                fx.writes.push(Write::SaveAttempt(attempt));
+            }
             if let JobState::Offered(rider) = job.state {
                 self.withdraw_offer(rider, order_id, now, &mut fx);
             }
@@ -444,6 +456,16 @@ impl Board {
         let expires_at = now + self.config.offer_timeout;
         job.tried.insert(rider_id);
         job.offers = job.offers.saturating_add(1);
+        let attempt = AttemptRecord {
+            order_id,
+            n: job.offers,
+            rider_id,
+            distance_m: distance_m.round(),
+            offered_at: now,
+            outcome: AttemptOutcome::Pending,
+        };
+        fx.writes.push(Write::SaveAttempt(attempt.clone()));
+        job.pending = Some(attempt);
         job.state = JobState::Offered(rider_id);
         let msg = ServerMessage::Offer {
             order_id,

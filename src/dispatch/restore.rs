@@ -85,6 +85,7 @@ impl Board {
                                 .map(|j| j.tried.into_iter().collect())
                                 .unwrap_or_default(),
                             round_ends: None,
+                            pending: None,
                             deadline,
                             state: JobState::Waiting,
                         },

@@ -58,6 +58,8 @@ pub(super) struct Job {
     pub offers: u32,
     /// When the current round's cool-down ends (set once every rider in range was asked).
     pub round_ends: Option<DateTime<Utc>>,
+    /// The offer out now, as recorded for the dispatch explanation.
+    pub pending: Option<crate::persistence::AttemptRecord>,
     pub deadline: DateTime<Utc>,
     pub state: JobState,
 }

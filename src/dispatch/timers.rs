@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use super::board::{Board, GIVE_UP_RETRY, JobState};
 use super::effects::Effects;
 use crate::domain::{OrderId, RiderId};
+use crate::persistence::{AttemptOutcome, Write};
 
 impl Board {
     /// Expires offers and gives up on orders past their deadline (`fx.give_ups`).
@@ -36,6 +37,7 @@ impl Board {
         for (order_id, rider_id) in expired {
             tracing::info!(%order_id, %rider_id, "offer timed out");
             metrics::counter!("dabba_offer_timeouts_total").increment(1);
+            self.conclude(order_id, AttemptOutcome::TimedOut, &mut fx);
             self.withdraw_offer(rider_id, order_id, now, &mut fx);
             if let Some(job) = self.jobs.get_mut(&order_id) {
                 job.state = JobState::Waiting;
@@ -62,6 +64,7 @@ impl Board {
             };
             job.state = JobState::GivingUp { since: now };
             if let Some(rider_id) = offered {
+                self.conclude(order_id, AttemptOutcome::Withdrawn, &mut fx);
                 self.withdraw_offer(rider_id, order_id, now, &mut fx);
             }
             tracing::info!(%order_id, "no rider found before the deadline");
@@ -69,5 +72,20 @@ impl Board {
         }
         self.offer_waiting_where(|_| true, now, &mut fx);
         fx
+    }
+
+    /// Records how the open offer of `order_id` ended, if one is open.
+    pub(super) fn conclude(
+        &mut self,
+        order_id: OrderId,
+        outcome: AttemptOutcome,
+        fx: &mut Effects,
+    ) {
+        if let Some(job) = self.jobs.get_mut(&order_id)
+            && let Some(mut attempt) = job.pending.take()
+        {
+            attempt.outcome = outcome;
+            fx.writes.push(Write::SaveAttempt(attempt));
+        }
     }
 }

@@ -46,6 +46,8 @@ pub enum Write {
         restaurant: Restaurant,
         at: DateTime<Utc>,
     },
+    /// Records an offer of an order to a rider, or how it ended.
+    SaveAttempt(super::records::AttemptRecord),
     /// Appends a balanced ledger transaction (skipped if its id was written before).
     Ledger(LedgerTxn),
     /// Records a gateway operation or moves it on.

@@ -32,9 +32,9 @@ pub use batch::{UnitOutcome, Write, WriteUnit};
 pub use instance_lock::InstanceLock;
 pub use postgres::PostgresStore;
 pub use records::{
-    CommittedEvent, CustomerRecord, DeadLetterRecord, EVENT_KINDS, HistoryCursor, JobRecord,
-    LogReader, OutboxEvent, PurgeReport, RatingRecord, Recipients, RiderRecord, SavedResponse,
-    event_kind,
+    AttemptOutcome, AttemptRecord, CommittedEvent, CustomerRecord, DeadLetterRecord, EVENT_KINDS,
+    HistoryCursor, JobRecord, LogReader, OutboxEvent, PurgeReport, RatingRecord, Recipients,
+    RiderRecord, SavedResponse, event_kind,
 };
 pub use sqlite::SqliteStore;
 pub use statements::SubjectTable;
@@ -262,6 +262,30 @@ impl Store {
             None => sql::restaurant_open_orders(id),
         };
         decode_all::<OrderRow, _>(self.all(stmt).await?)
+    }
+
+    /// Every offer of an order, in the order they were made.
+    pub async fn dispatch_attempts(&self, order: OrderId) -> StoreResult<Vec<AttemptRecord>> {
+        let rows: Vec<(i64, String, f64, i64, String)> = self
+            .all(Stmt::new(
+                "SELECT n, rider_id, distance_m, offered_at, outcome FROM dispatch_attempts
+                 WHERE order_id = $1 ORDER BY n",
+                vec![dialect::Param::Text(order.to_string())],
+            ))
+            .await?;
+        rows.into_iter()
+            .map(|(n, rider, distance_m, at, outcome)| {
+                Ok(AttemptRecord {
+                    order_id: order,
+                    n: u32::try_from(n).unwrap_or(u32::MAX),
+                    rider_id: rows::parse_id(&rider)?,
+                    distance_m,
+                    offered_at: rows::from_millis(at)?,
+                    outcome: AttemptOutcome::parse(&outcome)
+                        .ok_or_else(|| StoreError::Corrupt(format!("attempt outcome {outcome}")))?,
+                })
+            })
+            .collect()
     }
 
     pub async fn unfinished_orders(&self) -> StoreResult<Vec<Order>> {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 
 use super::batch::{Write, WriteUnit};
-use super::records::{JobRecord, OutboxEvent, RiderRecord};
+use super::records::{AttemptRecord, JobRecord, OutboxEvent, RiderRecord};
 use crate::domain::ledger::LedgerTxn;
 use crate::domain::payment::PaymentOp;
 use crate::domain::{Order, OrderId, RiderId};
@@ -25,6 +25,8 @@ pub struct BatchPlan<'a> {
     pub ledger: Vec<&'a LedgerTxn>,
     /// Gateway operations, the last write per key.
     pub payment_ops: Vec<&'a PaymentOp>,
+    /// Dispatch attempts, the last write per (order, n).
+    pub attempts: Vec<&'a AttemptRecord>,
     /// Writes run one statement each, in order (registrations, ratings, cursors).
     pub singles: Vec<&'a Write>,
 }
@@ -39,6 +41,7 @@ pub fn plan<'a>(units: &'a [WriteUnit], applies: &[bool]) -> BatchPlan<'a> {
     let mut order_of_rows: Vec<OrderId> = Vec::new();
     let mut txn_ids = std::collections::HashSet::new();
     let mut ops: HashMap<&str, usize> = HashMap::new();
+    let mut attempts: HashMap<(OrderId, u32), usize> = HashMap::new();
     for (unit, _) in units.iter().zip(applies).filter(|(_, a)| **a) {
         for write in &unit.writes {
             match write {
@@ -55,6 +58,13 @@ pub fn plan<'a>(units: &'a [WriteUnit], applies: &[bool]) -> BatchPlan<'a> {
                         p.ledger.push(txn);
                     }
                 }
+                Write::SaveAttempt(a) => match attempts.get(&(a.order_id, a.n)) {
+                    Some(&i) => p.attempts[i] = a,
+                    None => {
+                        attempts.insert((a.order_id, a.n), p.attempts.len());
+                        p.attempts.push(a);
+                    }
+                },
                 Write::SavePaymentOp(op) => match ops.get(op.key.as_str()) {
                     Some(&i) => p.payment_ops[i] = op,
                     None => {

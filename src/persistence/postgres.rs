@@ -10,7 +10,7 @@ use sqlx::Transaction;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use super::batch::{Write, WriteUnit};
-use super::records::{JobRecord, OutboxEvent, PurgeReport, RiderRecord};
+use super::records::{AttemptRecord, JobRecord, OutboxEvent, PurgeReport, RiderRecord};
 use super::rows::{millis, order_json, tried_json};
 use super::stage::{BulkWrites, stage};
 use super::{BatchOutcome, StoreResult, purge_rows};
@@ -345,6 +345,26 @@ impl BulkWrites for sqlx::Postgres {
         .bind(ops.iter().map(|o| i64::from(o.attempts)).collect::<Vec<_>>())
         .bind(ops.iter().map(|o| o.error.clone()).collect::<Vec<_>>())
         .bind(ops.iter().map(|o| millis(o.at)).collect::<Vec<_>>())
+        .execute(&mut **tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn save_attempts(
+        tx: &mut Transaction<'static, Self>,
+        attempts: &[&AttemptRecord],
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO dispatch_attempts (order_id, n, rider_id, distance_m, offered_at, outcome)
+             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::float8[], $5::int8[], $6::text[])
+             ON CONFLICT (order_id, n) DO UPDATE SET outcome = excluded.outcome",
+        )
+        .bind(attempts.iter().map(|a| a.order_id.to_string()).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| i64::from(a.n)).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.rider_id.to_string()).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.distance_m).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| millis(a.offered_at)).collect::<Vec<_>>())
+        .bind(attempts.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>())
         .execute(&mut **tx)
         .await?;
         Ok(())

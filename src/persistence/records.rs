@@ -36,6 +36,53 @@ pub struct RatingRecord {
     pub at: DateTime<Utc>,
 }
 
+/// How an offer of an order to a rider ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    Pending,
+    Accepted,
+    Rejected,
+    TimedOut,
+    /// Taken back: the order ended, the rider went offline, the deadline passed.
+    Withdrawn,
+}
+
+impl AttemptOutcome {
+    pub const ALL: [AttemptOutcome; 5] = [
+        AttemptOutcome::Pending,
+        AttemptOutcome::Accepted,
+        AttemptOutcome::Rejected,
+        AttemptOutcome::TimedOut,
+        AttemptOutcome::Withdrawn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptOutcome::Pending => "pending",
+            AttemptOutcome::Accepted => "accepted",
+            AttemptOutcome::Rejected => "rejected",
+            AttemptOutcome::TimedOut => "timed_out",
+            AttemptOutcome::Withdrawn => "withdrawn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// One offer of an order to a rider (the `n`-th of the order, counted over every round).
+#[derive(Clone, Debug, PartialEq)]
+pub struct AttemptRecord {
+    pub order_id: OrderId,
+    pub n: u32,
+    pub rider_id: RiderId,
+    pub distance_m: f64,
+    pub offered_at: DateTime<Utc>,
+    pub outcome: AttemptOutcome,
+}
+
 /// Keyset pagination: the last order of the previous page.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct HistoryCursor {

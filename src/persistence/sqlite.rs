@@ -12,7 +12,7 @@ use sqlx::sqlite::{
 
 use super::batch::WriteUnit;
 use super::dialect::execute;
-use super::records::{JobRecord, OutboxEvent, PurgeReport, RiderRecord};
+use super::records::{AttemptRecord, JobRecord, OutboxEvent, PurgeReport, RiderRecord};
 use super::rows::{millis, order_json, tried_json};
 use super::stage::{BulkWrites, stage};
 use super::{BatchOutcome, StoreResult, purge_rows};
@@ -207,6 +207,28 @@ impl BulkWrites for sqlx::Sqlite {
     ) -> StoreResult<()> {
         for op in ops {
             execute(&mut **tx, super::money::save_op(op)).await?;
+        }
+        Ok(())
+    }
+
+    async fn save_attempts(
+        tx: &mut Transaction<'static, Self>,
+        attempts: &[&AttemptRecord],
+    ) -> StoreResult<()> {
+        for a in attempts {
+            sqlx::query(
+                "INSERT INTO dispatch_attempts (order_id, n, rider_id, distance_m, offered_at, outcome)
+                 VALUES ($1, $2, $3, $4, $5, $6)
+                 ON CONFLICT (order_id, n) DO UPDATE SET outcome = excluded.outcome",
+            )
+            .bind(a.order_id.to_string())
+            .bind(i64::from(a.n))
+            .bind(a.rider_id.to_string())
+            .bind(a.distance_m)
+            .bind(millis(a.offered_at))
+            .bind(a.outcome.as_str())
+            .execute(&mut **tx)
+            .await?;
         }
         Ok(())
     }

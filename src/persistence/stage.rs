@@ -7,7 +7,7 @@ use sqlx::{Pool, Transaction};
 use super::batch::{UnitOutcome, Write, WriteUnit};
 use super::dialect::{Dialect, execute, fetch_optional};
 use super::planner::{BatchPlan, plan};
-use super::records::{CommittedEvent, JobRecord, OutboxEvent, RiderRecord};
+use super::records::{AttemptRecord, CommittedEvent, JobRecord, OutboxEvent, RiderRecord};
 use super::rows::KeyRow;
 use super::{BatchOutcome, StoreError, StoreResult, statements as sql};
 use crate::domain::ledger::LedgerTxn;
@@ -49,6 +49,11 @@ pub trait BulkWrites: Dialect {
     async fn save_payment_ops(
         tx: &mut Transaction<'static, Self>,
         ops: &[&PaymentOp],
+    ) -> StoreResult<()>;
+    /// Records dispatch attempts (one per order and number) or their outcomes.
+    async fn save_attempts(
+        tx: &mut Transaction<'static, Self>,
+        attempts: &[&AttemptRecord],
     ) -> StoreResult<()>;
     /// The outbox sequence numbers drawn, in row order.
     async fn insert_events(
@@ -159,6 +164,9 @@ where
     for chunk in plan.payment_ops.chunks(BULK_ROWS) {
         DB::save_payment_ops(tx, chunk).await?;
     }
+    for chunk in plan.attempts.chunks(BULK_ROWS) {
+        DB::save_attempts(tx, chunk).await?;
+    }
     for write in &plan.singles {
         for stmt in single(write) {
             execute(&mut **tx, stmt).await?;
@@ -223,6 +231,7 @@ fn single(write: &Write) -> Vec<super::dialect::Stmt> {
         | Write::SaveJob(_)
         | Write::DeleteJob(_)
         | Write::Ledger(_)
-        | Write::SavePaymentOp(_) => vec![],
+        | Write::SavePaymentOp(_)
+        | Write::SaveAttempt(_) => vec![],
     }
 }

@@ -156,6 +156,7 @@ fn rows() -> Vec<Row> {
             None,
             &[Ops, Customer],
         ),
+        row("GET", "/v1/orders/{O}/dispatch", None, &[Ops, Restaurant]),
         row("GET", "/v1/ops/ledger/trial-balance", None, &[Ops]),
         row("GET", "/v1/ops/reconciliation", None, &[Ops]),
         row("POST", "/v1/ops/payouts/run", Some(json!({})), &[Ops]),

@@ -494,4 +494,76 @@ async fn when_every_rider_declined_they_are_asked_again_after_the_cool_down() {
         (Some("rider_assigned"), Some(near.0.as_str()))
     );
     assert_eq!(o["offers"], 3, "offers count every round");
+    let explained = app
+        .get(&format!("/v1/orders/{}/dispatch", a.order), &a.restaurant.1)
+        .await;
+    assert_eq!(explained.status, 200, "{:?}", explained.body);
+    let attempts = explained.body["attempts"].as_array().unwrap();
+    let seen: Vec<(&str, &str)> = attempts
+        .iter()
+        .map(|t| {
+            (
+                t["rider_id"].as_str().unwrap(),
+                t["outcome"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            (near.0.as_str(), "rejected"),
+            (far.0.as_str(), "rejected"),
+            (near.0.as_str(), "accepted")
+        ]
+    );
+    assert!((attempts[1]["distance_m"].as_f64().unwrap() - 2_000.0).abs() < 5.0);
+}
+
+#[actix_web::test]
+async fn the_dispatch_explanation_records_timeouts_and_withdrawals() {
+    let app = spawn_app().await;
+    let first = app.available_rider_at(south(300.0)).await;
+    let second = app.available_rider_at(south(900.0)).await;
+    let a = accepted_order(&app).await;
+    app.advance(30).await;
+    assert_eq!(
+        offer_of(&app.rider_state(&second.0).await).as_deref(),
+        Some(a.order.as_str())
+    );
+    let r = app
+        .post(
+            &format!("/v1/orders/{}/cancel", a.order),
+            &a.customer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let path = format!("/v1/orders/{}/dispatch", a.order);
+    let mut outcomes = vec![];
+    for _ in 0..50 {
+        let body = app.get(&path, &app.ops).await.body;
+        outcomes = body["attempts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["rider_id"].as_str().unwrap().to_owned(),
+                    t["outcome"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        if outcomes.last().is_some_and(|o| o.1 == "withdrawn") {
+            break;
+        }
+        actix_web::rt::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        outcomes,
+        vec![
+            (first.0.clone(), "timed_out".to_owned()),
+            (second.0.clone(), "withdrawn".to_owned())
+        ]
+    );
+    assert_eq!(app.get(&path, &a.customer).await.status, 403);
 }

@@ -140,6 +140,14 @@ impl Engine {
         addr.send(ApplyCommand(cmd)).await?
     }
 
+    /// Every offer of the order to a rider and how it ended, oldest first.
+    pub async fn dispatch_attempts(
+        &self,
+        id: OrderId,
+    ) -> Result<Vec<crate::persistence::AttemptRecord>, EngineError> {
+        Ok(self.services.store.dispatch_attempts(id).await?)
+    }
+
     pub async fn history(
         &self,
         customer: CustomerId,
