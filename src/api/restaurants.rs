@@ -114,7 +114,7 @@ pub async fn set_open(
 }
 
 #[derive(Deserialize, ToSchema)]
-pub struct SetStatus {
+pub struct RestaurantStatus {
     pub open: bool,
     /// Minutes the kitchen takes to prepare an order (kept when absent).
     #[serde(default, deserialize_with = "super::extract::optional_whole_number")]
@@ -123,7 +123,7 @@ pub struct SetStatus {
 }
 
 /// Opens or closes a restaurant and sets its preparation time (the restaurant, or ops).
-#[utoipa::path(put, path = "/v1/restaurants/{id}/status", tag = "restaurants", request_body = SetStatus,
+#[utoipa::path(put, path = "/v1/restaurants/{id}/status", tag = "restaurants", request_body = RestaurantStatus,
     params(("id" = Uuid, Path)), responses((status = 200, body = RestaurantView), (status = 400), (status = 403), (status = 404)),
     security(("bearer" = [])))]
 #[put("/v1/restaurants/{id}/status")]
@@ -131,7 +131,7 @@ pub async fn set_status(
     engine: web::Data<Engine>,
     caller: Caller,
     id: web::Path<Uuid>,
-    body: ValidJson<SetStatus>,
+    body: ValidJson<RestaurantStatus>,
 ) -> ApiResult<HttpResponse> {
     let id = RestaurantId(*id);
     if !caller.is(Role::Ops) {
