@@ -456,6 +456,9 @@ impl Board {
         let expires_at = now + self.config.offer_timeout;
         job.tried.insert(rider_id);
         job.offers = job.offers.saturating_add(1);
+        // A rider came in range after the round ran out: the round goes on, and its cool-down
+        // starts again when it runs out again (nobody is asked twice within a cool-down).
+        job.round_ends = None;
         let attempt = AttemptRecord {
             order_id,
             n: job.offers,
