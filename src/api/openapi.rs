@@ -291,6 +291,56 @@ fn matches_template(template: &str, path: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    /// utoipa names a component after its type alone: two types of one name in different
+    /// modules become one schema, and one endpoint documents the other's body (the restaurant
+    /// status once documented the rider's). Every schema type's name must be unique.
+    #[test]
+    fn schema_type_names_are_unique() {
+        fn scan(dir: &std::path::Path, names: &mut std::collections::HashMap<String, String>) {
+            for entry in std::fs::read_dir(dir).expect("src is readable").flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    scan(&path, names);
+                    continue;
+                }
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                let mut schema_next = false;
+                for line in text.lines().map(str::trim) {
+                    if line.starts_with("#[derive(") && line.contains("ToSchema") {
+                        schema_next = true;
+                    } else if schema_next && !line.starts_with("#[") && !line.starts_with("///") {
+                        let name = line
+                            .trim_start_matches("pub ")
+                            .trim_start_matches("struct ")
+                            .trim_start_matches("enum ")
+                            .split(|c: char| !c.is_alphanumeric() && c != '_')
+                            .next()
+                            .unwrap_or_default()
+                            .to_owned();
+                        let here = path.display().to_string();
+                        if let Some(other) = names.insert(name.clone(), here.clone())
+                            && other != here
+                        {
+                            panic!("schema type {name} is defined in {other} and {here}");
+                        }
+                        schema_next = false;
+                    }
+                }
+            }
+        }
+        let mut names = std::collections::HashMap::new();
+        scan(
+            &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+            &mut names,
+        );
+        assert!(
+            names.contains_key("OrderView"),
+            "the scan finds schema types"
+        );
+    }
+
     use super::*;
 
     #[test]
