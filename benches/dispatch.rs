@@ -109,6 +109,7 @@ fn order() -> dabba::domain::Order {
             },
             deliver_at: None,
             payment: None,
+            prep_minutes: 15,
         },
         Utc::now(),
         &Policy::default(),
@@ -127,7 +128,7 @@ fn state_machine(c: &mut Criterion) {
             for cmd in [
                 Command::AcceptByRestaurant,
                 Command::BeginDispatch,
-                Command::AssignRider(rider, 1),
+                Command::AssignRider(rider, 1, None),
                 Command::Pickup(rider),
                 Command::Deliver(rider),
             ] {

@@ -193,6 +193,18 @@ pub struct DeskArgs {
     /// order beyond it is `409 restaurant_busy`. 0: no limit.
     #[arg(long, env = "DABBA_RESTAURANT_CAPACITY", default_value_t = 0)]
     pub restaurant_capacity: usize,
+    /// Assumed rider speed in km/h (great-circle), for ETAs and for when a scheduled order
+    /// must start.
+    #[arg(long, env = "DABBA_RIDER_SPEED_KMH", default_value_t = crate::domain::timing::DEFAULT_SPEED_KMH,
+          value_parser = parse_speed)]
+    pub rider_speed_kmh: f64,
+}
+
+fn parse_speed(s: &str) -> Result<f64, String> {
+    let kmh: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    crate::domain::timing::Speed::from_kmh(kmh)
+        .map(|_| kmh)
+        .ok_or_else(|| "the speed must be a positive number of km/h".into())
 }
 
 impl Default for DeskArgs {
@@ -200,6 +212,7 @@ impl Default for DeskArgs {
         Self {
             restaurant_timeout_secs: 300,
             restaurant_capacity: 0,
+            rider_speed_kmh: crate::domain::timing::DEFAULT_SPEED_KMH,
         }
     }
 }

@@ -44,6 +44,8 @@ impl Application {
             ),
             restaurant_capacity: (config.desk.restaurant_capacity > 0)
                 .then_some(config.desk.restaurant_capacity),
+            speed: crate::domain::timing::Speed::from_kmh(config.desk.rider_speed_kmh)
+                .unwrap_or_default(),
         };
         let mut options = config.engine_options();
         options.gateways = Some(std::sync::Arc::new(

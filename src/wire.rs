@@ -34,6 +34,10 @@ pub struct OrderView {
     /// Riders offered the order up to and including the one who accepted (0 until then).
     #[serde(default)]
     pub offers: u32,
+    /// When the food should leave the restaurant and reach the customer; `null` once the
+    /// order is finished.
+    #[serde(default)]
+    pub eta: Option<crate::domain::timing::Eta>,
 }
 
 impl From<&Order> for OrderView {
@@ -55,6 +59,7 @@ impl From<&Order> for OrderView {
             refund: o.refund,
             reject_reason: o.reject_reason.clone(),
             offers: o.offers,
+            eta: o.eta,
         }
     }
 }

@@ -295,10 +295,21 @@ impl Handler<UpdateLocation> for Dispatcher {
     type Result = Result<(), EngineError>;
 
     fn handle(&mut self, msg: UpdateLocation, ctx: &mut Self::Context) -> Self::Result {
-        let fx = self
-            .run(ctx, |b, now| b.update_location(msg.rider, msg.at, now))
+        let (fx, carried) = self
+            .run(ctx, |b, now| {
+                let fx = b.update_location(msg.rider, msg.at, now)?;
+                Ok::<_, DispatchError>((fx, b.whereabouts(msg.rider).and_then(|(_, o)| o)))
+            })
             .ok_or(EngineError::Unavailable)??;
         metrics::counter!("dabba_location_updates_total").increment(1);
+        // The order the rider carries refreshes its estimate (committed only when it moves
+        // by a minute or more).
+        if let Some(addr) = carried.and_then(|o| self.services.directory.order(o)) {
+            addr.do_send(ApplyCommand(Command::Reestimate {
+                rider: msg.rider,
+                at: msg.at,
+            }));
+        }
         if self.services.positions.is_enabled() {
             self.unpublished.insert(msg.rider, msg.at);
         }
@@ -344,9 +355,9 @@ impl Handler<UpdateDispatchDelivery> for Dispatcher {
 }
 
 /// A rider's answer to an offer; answers, once the change is durable, how many riders were
-/// offered the order so far.
+/// offered the order so far and where the rider is.
 #[derive(Message)]
-#[rtype(result = "Result<u32, EngineError>")]
+#[rtype(result = "Result<(u32, Option<LatLng>), EngineError>")]
 pub struct AnswerOffer {
     pub rider: RiderId,
     pub order_id: OrderId,
@@ -354,13 +365,15 @@ pub struct AnswerOffer {
 }
 
 impl Handler<AnswerOffer> for Dispatcher {
-    type Result = ResponseFuture<Result<u32, EngineError>>;
+    /// How many riders were offered the order, and where this one is.
+    type Result = ResponseFuture<Result<(u32, Option<LatLng>), EngineError>>;
 
     fn handle(&mut self, msg: AnswerOffer, ctx: &mut Self::Context) -> Self::Result {
         let result = self
             .run(ctx, |b, now| {
                 let fx = b.answer(msg.rider, msg.order_id, msg.accept, now)?;
-                Ok::<_, DispatchError>((fx, b.offered(msg.order_id)))
+                let at = b.whereabouts(msg.rider).and_then(|(at, _)| at);
+                Ok::<_, DispatchError>((fx, (b.offered(msg.order_id), at)))
             })
             .ok_or(EngineError::Unavailable);
         match result {

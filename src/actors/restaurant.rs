@@ -11,7 +11,7 @@ use actix::prelude::*;
 use super::services::Shared;
 use super::supervision::{Restarts, guarded};
 use crate::domain::desk::{Busy, Desk};
-use crate::domain::{Order, OrderId, RestaurantId};
+use crate::domain::{Order, OrderId, RestaurantId, Stage};
 
 pub struct RestaurantActor {
     id: RestaurantId,
@@ -32,10 +32,17 @@ pub struct Track(pub Order);
 #[rtype(result = "Result<(), Busy>")]
 pub struct Admit;
 
-/// The orders whose answer is overdue now (they stop waiting here).
+/// What is due now: scheduled orders whose start has come, orders whose answer is overdue
+/// (both leave the desk's lists).
 #[derive(Message)]
-#[rtype(result = "Vec<OrderId>")]
-pub struct TakeOverdue;
+#[rtype(result = "Due")]
+pub struct TakeDue;
+
+#[derive(Debug, Default)]
+pub struct Due {
+    pub starts: Vec<OrderId>,
+    pub overdue: Vec<OrderId>,
+}
 
 impl RestaurantActor {
     pub fn new(id: RestaurantId, services: Shared) -> Self {
@@ -50,9 +57,13 @@ impl RestaurantActor {
     }
 
     fn track(&mut self, order: &Order) {
-        let answer_by = order.placed_at + self.services.policy.answer_timeout;
-        self.desk
-            .track(order.id, order.version, order.stage, answer_by);
+        let asked_at = order.asked_at.unwrap_or(order.placed_at);
+        // A scheduled order is due when it must start; an asked one when its answer is late.
+        let at = match order.stage {
+            Stage::Scheduled => asked_at,
+            _ => asked_at + self.services.policy.answer_timeout,
+        };
+        self.desk.track(order.id, order.version, order.stage, at);
     }
 }
 
@@ -115,11 +126,14 @@ impl Handler<Admit> for RestaurantActor {
     }
 }
 
-impl Handler<TakeOverdue> for RestaurantActor {
-    type Result = MessageResult<TakeOverdue>;
+impl Handler<TakeDue> for RestaurantActor {
+    type Result = MessageResult<TakeDue>;
 
-    fn handle(&mut self, _: TakeOverdue, _ctx: &mut Self::Context) -> Self::Result {
+    fn handle(&mut self, _: TakeDue, _ctx: &mut Self::Context) -> Self::Result {
         let now = self.services.clock.now();
-        MessageResult(self.desk.due(now))
+        MessageResult(Due {
+            starts: self.desk.starts(now),
+            overdue: self.desk.due(now),
+        })
     }
 }

@@ -135,6 +135,8 @@ impl From<EngineError> for ApiError {
                 }
                 OrderError::OutOfRadius => Self::new(S::UNPROCESSABLE_ENTITY, "out_of_radius", msg),
                 OrderError::NotAssignedRider => Self::new(S::FORBIDDEN, "forbidden", msg),
+                // Internal: a location that did not move the estimate. Never asked by a client.
+                OrderError::EtaUnchanged => Self::new(S::CONFLICT, "invalid_state", msg),
             },
             EngineError::Menu(m) => match m {
                 crate::domain::MenuError::ItemUnavailable(_) => {

@@ -38,6 +38,7 @@ pub async fn cancellation(
     let quote = cancellation_quote(
         order.stage,
         order.placed_at,
+        order.asked_at,
         order.total_cents,
         engine.now(),
     )

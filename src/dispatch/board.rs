@@ -86,6 +86,12 @@ impl Board {
         });
     }
 
+    /// Where the rider is and the order it carries, if any.
+    pub fn whereabouts(&self, id: RiderId) -> Option<(Option<LatLng>, Option<OrderId>)> {
+        let r = self.riders.get(&id)?;
+        Some((r.location, r.order.map(|a| a.order_id)))
+    }
+
     pub fn rider(&self, id: RiderId) -> Option<domain::Rider> {
         let r = self.riders.get(&id)?;
         Some(domain::Rider {

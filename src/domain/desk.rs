@@ -1,6 +1,7 @@
-//! A restaurant's desk: the orders waiting for its answer (each with the moment it times out)
-//! and the orders its kitchen holds, against its capacity. Pure: the restaurant actor feeds it
-//! each order's new stage and the time, and asks it what timed out.
+//! A restaurant's desk: the scheduled orders (each with the moment its kitchen must start), the
+//! orders waiting for its answer (each with the moment it times out) and the orders its kitchen
+//! holds, against its capacity. Pure: the restaurant actor feeds it each order's new stage and
+//! the time, and asks it what is due.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 
@@ -11,6 +12,9 @@ use super::order::Stage;
 
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Desk {
+    /// Scheduled, by when the restaurant must be asked.
+    planned: BTreeSet<(DateTime<Utc>, OrderId)>,
+    start_of: HashMap<OrderId, DateTime<Utc>>,
     /// Awaiting an answer, by when it times out.
     waiting: BTreeSet<(DateTime<Utc>, OrderId)>,
     deadline_of: HashMap<OrderId, DateTime<Utc>>,
@@ -52,15 +56,29 @@ impl Desk {
         self.waiting.len()
     }
 
-    /// The order is now in `stage` at `version`; `answer_by` is when an order waiting for an
-    /// answer times out. Idempotent, and a snapshot older than the one tracked is ignored.
-    pub fn track(&mut self, order: OrderId, version: u64, stage: Stage, answer_by: DateTime<Utc>) {
+    /// Scheduled orders not yet started.
+    pub fn planned(&self) -> usize {
+        self.planned.len()
+    }
+
+    /// The order is now in `stage` at `version`; `at` is when a scheduled order must start, or
+    /// when an order waiting for an answer times out. Idempotent, and a snapshot older than the
+    /// one tracked is ignored.
+    pub fn track(&mut self, order: OrderId, version: u64, stage: Stage, at: DateTime<Utc>) {
         if self.versions.get(&order).is_some_and(|v| *v > version) {
             return;
         }
         self.unwait(order);
+        if let Some(at) = self.start_of.remove(&order) {
+            self.planned.remove(&(at, order));
+        }
         self.kitchen.remove(&order);
+        let answer_by = at;
         match stage {
+            Stage::Scheduled => {
+                self.planned.insert((at, order));
+                self.start_of.insert(order, at);
+            }
             Stage::AwaitingRestaurant => {
                 self.waiting.insert((answer_by, order));
                 self.deadline_of.insert(order, answer_by);
@@ -96,6 +114,22 @@ impl Desk {
         }
         due.into_iter().map(|(_, o)| o).collect()
     }
+
+    /// The scheduled orders whose start has come by `now`, earliest first; they leave the plan
+    /// (the caller asks the restaurant).
+    pub fn starts(&mut self, now: DateTime<Utc>) -> Vec<OrderId> {
+        let due: Vec<(DateTime<Utc>, OrderId)> = self
+            .planned
+            .iter()
+            .take_while(|(at, _)| *at <= now)
+            .copied()
+            .collect();
+        for (at, order) in &due {
+            self.planned.remove(&(*at, *order));
+            self.start_of.remove(order);
+        }
+        due.into_iter().map(|(_, o)| o).collect()
+    }
 }
 
 #[cfg(test)]
@@ -109,8 +143,9 @@ mod tests {
     }
 
     proptest! {
-        /// Whatever the stages and times: an order times out once, never before its deadline,
-        /// only while it is waiting; the load counts each order once; capacity is respected.
+        /// Whatever the stages and times: an order times out (or a scheduled one starts) once,
+        /// never before its time, only while it is waiting (scheduled); the load counts each
+        /// order once and scheduled orders not at all; capacity is respected.
         #[test]
         fn orders_time_out_once_and_never_early(
             steps in prop::collection::vec((0usize..6, stage(), 0i64..400, any::<bool>()), 0..80),
@@ -122,6 +157,7 @@ mod tests {
             let mut desk = Desk::new(Some(cap));
             let mut now = start;
             let mut waiting_since: HashMap<OrderId, DateTime<Utc>> = HashMap::new();
+            let mut planned_since: HashMap<OrderId, DateTime<Utc>> = HashMap::new();
             let mut version = 0;
             for (i, stage, dt, tick) in steps {
                 now += Duration::seconds(dt);
@@ -134,17 +170,28 @@ mod tests {
                     for (o, since) in &waiting_since {
                         prop_assert!(*since + timeout > now, "{o} overdue but not reported");
                     }
+                    for o in desk.starts(now) {
+                        let since = planned_since.remove(&o);
+                        prop_assert!(since.is_some(), "started while not scheduled");
+                        prop_assert!(since.expect("checked") + timeout <= now, "started early");
+                    }
+                    for (o, since) in &planned_since {
+                        prop_assert!(*since + timeout > now, "{o} due to start but not reported");
+                    }
                 } else {
                     let o = orders[i];
                     version += 1;
                     desk.track(o, version, stage, now + timeout);
-                    if stage == Stage::AwaitingRestaurant {
-                        waiting_since.insert(o, now);
-                    } else {
-                        waiting_since.remove(&o);
+                    waiting_since.remove(&o);
+                    planned_since.remove(&o);
+                    match stage {
+                        Stage::AwaitingRestaurant => { waiting_since.insert(o, now); }
+                        Stage::Scheduled => { planned_since.insert(o, now); }
+                        _ => {}
                     }
                 }
                 prop_assert_eq!(desk.waiting(), waiting_since.len());
+                prop_assert_eq!(desk.planned(), planned_since.len());
                 prop_assert!(desk.load() <= orders.len());
                 prop_assert_eq!(desk.admit().is_ok(), desk.load() < cap);
             }

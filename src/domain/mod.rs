@@ -13,6 +13,7 @@ pub mod payment;
 pub mod policy;
 pub mod restaurant;
 pub mod rider;
+pub mod timing;
 
 pub use clock::Clock;
 pub use ids::{CustomerId, ItemId, OrderId, RestaurantId, RiderId};

@@ -3,13 +3,14 @@
 //! Actors hold orders and call [`Order::apply`]; nothing here does I/O, so the rules are
 //! property-tested directly (see `tests` below).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ids::{CustomerId, ItemId, OrderId, RestaurantId, RiderId};
 use super::location::LatLng;
 use super::payment::OrderPayment;
 use super::policy::{self, Policy};
+use super::timing::{self, Eta, Leg};
 
 pub use super::money::Cents;
 
@@ -52,6 +53,8 @@ pub enum Status {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// Wanted more than 45 min ahead: waits until the kitchen must start.
+    Scheduled,
     AwaitingRestaurant,
     Preparing,
     FindingRider,
@@ -64,7 +67,8 @@ pub enum Stage {
 }
 
 impl Stage {
-    pub const ALL: [Stage; 9] = [
+    pub const ALL: [Stage; 10] = [
+        Stage::Scheduled,
         Stage::AwaitingRestaurant,
         Stage::Preparing,
         Stage::FindingRider,
@@ -78,7 +82,7 @@ impl Stage {
 
     pub fn status(self) -> Status {
         match self {
-            Stage::AwaitingRestaurant => Status::Placed,
+            Stage::Scheduled | Stage::AwaitingRestaurant => Status::Placed,
             Stage::Preparing | Stage::FindingRider | Stage::RiderAssigned | Stage::PickedUp => {
                 Status::Processing
             }
@@ -97,6 +101,7 @@ impl Stage {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Stage::Scheduled => "scheduled",
             Stage::AwaitingRestaurant => "awaiting_restaurant",
             Stage::Preparing => "preparing",
             Stage::FindingRider => "finding_rider",
@@ -135,6 +140,23 @@ pub struct Order {
     /// How it is paid (absent on orders placed before payments were recorded).
     #[serde(default)]
     pub payment: Option<OrderPayment>,
+    /// The kitchen's time for this order, as the restaurant said when it was placed.
+    #[serde(default = "default_prep_minutes")]
+    pub prep_minutes: u32,
+    /// When the restaurant is (or was) asked: the planned start of a scheduled order, else
+    /// its placement. The answer timeout runs from here.
+    #[serde(default)]
+    pub asked_at: Option<DateTime<Utc>>,
+    /// When the kitchen expects the food ready (set when the restaurant accepts).
+    #[serde(default)]
+    pub ready_at: Option<DateTime<Utc>>,
+    /// Pickup and delivery estimates; `None` once the order is finished.
+    #[serde(default)]
+    pub eta: Option<Eta>,
+}
+
+fn default_prep_minutes() -> u32 {
+    15
 }
 
 /// What can be asked of an order. Who may ask is checked before a command is built.
@@ -145,8 +167,11 @@ pub enum Command {
         reason: String,
     },
     BeginDispatch,
-    /// A rider accepted; the second field counts the riders offered the order so far.
-    AssignRider(RiderId, u32),
+    /// A scheduled order's start has come: ask the restaurant.
+    Release,
+    /// A rider accepted; the second field counts the riders offered the order so far, the
+    /// third is where the rider was (for the pickup estimate).
+    AssignRider(RiderId, u32, Option<LatLng>),
     Pickup(RiderId),
     Deliver(RiderId),
     Update {
@@ -155,6 +180,11 @@ pub enum Command {
     },
     Cancel,
     GiveUpDispatch,
+    /// The carrying rider moved: refresh the estimate (refused unless it moves a minute).
+    Reestimate {
+        rider: RiderId,
+        at: LatLng,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -169,6 +199,8 @@ pub enum OrderError {
     OutOfRadius,
     #[error("only the assigned rider can do that")]
     NotAssignedRider,
+    #[error("the estimate moved by less than a minute")]
+    EtaUnchanged,
 }
 
 impl Order {
@@ -191,12 +223,23 @@ impl Order {
         use Stage::*;
         let mut next = self.clone();
         let invalid = Err(OrderError::InvalidState(self.stage));
+        // Where the rider is, when the command says: it moves the estimate.
+        let mut rider_at = None;
+        let reestimated = matches!(cmd, Command::Reestimate { .. });
         match cmd {
+            Command::Release => {
+                if self.stage != Scheduled {
+                    return invalid;
+                }
+                next.stage = AwaitingRestaurant;
+                next.asked_at = Some(now);
+            }
             Command::AcceptByRestaurant => {
                 if self.stage != AwaitingRestaurant {
                     return invalid;
                 }
                 next.stage = Preparing;
+                next.ready_at = Some(now + self.prep());
             }
             Command::RejectByRestaurant { reason } => {
                 if self.stage != AwaitingRestaurant {
@@ -212,13 +255,14 @@ impl Order {
                 }
                 next.stage = FindingRider;
             }
-            Command::AssignRider(rider, offers) => {
+            Command::AssignRider(rider, offers, at) => {
                 if self.stage != FindingRider {
                     return invalid;
                 }
                 next.stage = RiderAssigned;
                 next.rider_id = Some(rider);
                 next.offers = offers;
+                rider_at = at;
             }
             Command::Pickup(rider) => {
                 if self.stage != RiderAssigned {
@@ -228,6 +272,9 @@ impl Order {
                     return Err(OrderError::NotAssignedRider);
                 }
                 next.stage = PickedUp;
+                // The road leg starts now, from the restaurant.
+                next.eta = None;
+                rider_at = Some(self.restaurant_location);
             }
             Command::Deliver(rider) => {
                 if self.stage != PickedUp {
@@ -254,12 +301,17 @@ impl Order {
                 if deliver_at.is_some() {
                     next.deliver_at = deliver_at;
                 }
+                if self.stage == Scheduled {
+                    // The plan moves with the time and the place (the ticker releases an
+                    // order whose new start has already come).
+                    next.asked_at = next.planned_start(policy);
+                }
             }
             Command::Cancel => {
                 if self.stage.is_terminal() {
                     return invalid;
                 }
-                let percent = policy::cancellation_refund_percent(self.placed_at, now)
+                let percent = policy::cancellation_refund_percent(self.stage, self.placed_at, now)
                     .ok_or(OrderError::CancellationWindowClosed)?;
                 next.stage = Cancelled;
                 next.refund = Some(policy::refund(self.total_cents, percent));
@@ -271,10 +323,80 @@ impl Order {
                 next.stage = NoRiderFound;
                 next.refund = Some(policy::full_refund(self.total_cents));
             }
+            Command::Reestimate { rider, at } => {
+                if !matches!(self.stage, RiderAssigned | PickedUp) {
+                    return invalid;
+                }
+                if self.rider_id != Some(rider) {
+                    return Err(OrderError::NotAssignedRider);
+                }
+                next.eta = next.estimate(Some(at), policy, now);
+                let moved = match (self.eta, next.eta) {
+                    (Some(a), Some(b)) => a.moved(&b),
+                    (a, b) => a != b,
+                };
+                if !moved {
+                    return Err(OrderError::EtaUnchanged);
+                }
+            }
+        }
+        if !reestimated {
+            next.eta = next.estimate(rider_at, policy, now);
         }
         next.version = self.version + 1;
         next.updated_at = now.max(self.updated_at);
         Ok(next)
+    }
+
+    fn prep(&self) -> Duration {
+        Duration::minutes(i64::from(self.prep_minutes))
+    }
+
+    /// When a scheduled order must be started to arrive at its `deliver_at`.
+    pub fn planned_start(&self, policy: &Policy) -> Option<DateTime<Utc>> {
+        let ride = policy
+            .speed
+            .ride(self.restaurant_location, self.delivery.location);
+        self.deliver_at
+            .map(|at| timing::start_at(at, self.prep(), ride))
+    }
+
+    /// The estimate for this order in its stage; `rider_at` is the rider's position when the
+    /// command knows it (otherwise the last estimate's pickup time stands).
+    fn estimate(
+        &self,
+        rider_at: Option<LatLng>,
+        policy: &Policy,
+        now: DateTime<Utc>,
+    ) -> Option<Eta> {
+        let previous_pickup = self.eta.map(|e| e.pickup_at);
+        let leg = match self.stage {
+            Stage::Scheduled => Leg::Scheduled {
+                deliver_at: self.deliver_at?,
+            },
+            Stage::AwaitingRestaurant => Leg::Kitchen {
+                ready_at: now + self.prep(),
+                rider_at: None,
+                previous: None,
+            },
+            Stage::Preparing | Stage::FindingRider | Stage::RiderAssigned => Leg::Kitchen {
+                ready_at: self.ready_at.unwrap_or(now),
+                rider_at,
+                previous: previous_pickup.filter(|_| self.stage == Stage::RiderAssigned),
+            },
+            Stage::PickedUp => Leg::Road {
+                picked_up_at: previous_pickup.unwrap_or(now),
+                rider_at: rider_at.unwrap_or(self.restaurant_location),
+            },
+            _ => return None,
+        };
+        Some(timing::estimate(
+            leg,
+            self.restaurant_location,
+            self.delivery.location,
+            policy.speed,
+            now,
+        ))
     }
 }
 
@@ -287,8 +409,12 @@ pub struct NewOrder {
     pub delivery: Delivery,
     pub deliver_at: Option<DateTime<Utc>>,
     pub payment: Option<OrderPayment>,
+    /// The restaurant's kitchen time when the order is placed.
+    pub prep_minutes: u32,
 }
 
+/// A new order: priced, checked against the radius, and `scheduled` when it is wanted far
+/// enough ahead that the kitchen must not start yet.
 pub fn new_order(
     input: NewOrder,
     now: DateTime<Utc>,
@@ -302,7 +428,7 @@ pub fn new_order(
         .iter()
         .map(|i| i.unit_price_cents.times(i.quantity))
         .sum();
-    Ok(Order {
+    let mut order = Order {
         id: OrderId::new(),
         customer_id: input.customer_id,
         restaurant_id: input.restaurant_id,
@@ -320,121 +446,20 @@ pub fn new_order(
         reject_reason: None,
         offers: 0,
         payment: input.payment,
-    })
+        prep_minutes: input.prep_minutes,
+        asked_at: Some(now),
+        ready_at: None,
+        eta: None,
+    };
+    if timing::wants_scheduling(order.deliver_at, now)
+        && let Some(start) = order.planned_start(policy).filter(|s| *s > now)
+    {
+        order.stage = Stage::Scheduled;
+        order.asked_at = Some(start);
+    }
+    order.eta = order.estimate(None, policy, now);
+    Ok(order)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::Duration;
-    use proptest::prelude::*;
-
-    fn order() -> Order {
-        let r = LatLng::parse(12.97, 77.59).unwrap(); // constant, valid
-        new_order(
-            NewOrder {
-                customer_id: CustomerId::new(),
-                restaurant_id: RestaurantId::new(),
-                restaurant_location: r,
-                items: vec![Item {
-                    item_id: None,
-                    name: "dosa".into(),
-                    quantity: 2,
-                    unit_price_cents: Cents(12_000),
-                }],
-                delivery: Delivery {
-                    location: r,
-                    address: "here".into(),
-                },
-                deliver_at: None,
-                payment: None,
-            },
-            Utc::now(),
-            &Policy::default(),
-        )
-        .unwrap() // same point as the restaurant: always in radius
-    }
-
-    fn command() -> impl Strategy<Value = Command> {
-        let rider = RiderId(uuid::Uuid::from_u128(7));
-        prop_oneof![
-            Just(Command::AcceptByRestaurant),
-            Just(Command::RejectByRestaurant {
-                reason: "busy".into()
-            }),
-            Just(Command::BeginDispatch),
-            Just(Command::AssignRider(rider, 1)),
-            Just(Command::Pickup(rider)),
-            Just(Command::Deliver(rider)),
-            Just(Command::Update {
-                delivery: None,
-                deliver_at: None
-            }),
-            Just(Command::Cancel),
-            Just(Command::GiveUpDispatch),
-        ]
-    }
-
-    /// The edges of the lifecycle; anything else is illegal.
-    fn legal(from: Stage, to: Stage) -> bool {
-        use Stage::*;
-        from == to
-            || matches!(
-                (from, to),
-                (
-                    AwaitingRestaurant,
-                    Preparing | RejectedByRestaurant | Cancelled
-                ) | (Preparing, FindingRider | Cancelled)
-                    | (FindingRider, RiderAssigned | NoRiderFound | Cancelled)
-                    | (RiderAssigned, PickedUp | Cancelled)
-                    | (PickedUp, Delivered | Cancelled)
-            )
-    }
-
-    proptest! {
-        #[test]
-        fn state_machine_never_reaches_an_illegal_stage(
-            cmds in proptest::collection::vec((command(), 0i64..3_600), 0..40)
-        ) {
-            let policy = Policy::default();
-            let mut o = order();
-            let start = o.placed_at;
-            let mut t = start;
-            for (cmd, dt) in cmds {
-                t += Duration::seconds(dt / 20);
-                let before = o.clone();
-                match o.apply(cmd, t, &policy) {
-                    Ok(next) => {
-                        prop_assert!(legal(before.stage, next.stage), "{:?} -> {:?}", before.stage, next.stage);
-                        prop_assert_eq!(next.version, before.version + 1);
-                        prop_assert!(!before.stage.is_terminal(), "terminal order changed");
-                        if matches!(next.stage, Stage::RiderAssigned | Stage::PickedUp | Stage::Delivered) {
-                            prop_assert!(next.rider_id.is_some());
-                        }
-                        if next.stage.is_terminal() && next.stage != Stage::Delivered {
-                            prop_assert!(next.refund.is_some());
-                        }
-                        o = next;
-                    }
-                    Err(_) => prop_assert_eq!(&o, &before),
-                }
-            }
-        }
-    }
-
-    #[test]
-    fn refund_tiers_at_their_boundaries() {
-        let p = Policy::default();
-        let o = order();
-        let at = |secs| o.placed_at + Duration::seconds(secs);
-        let cancel = |secs| o.apply(Command::Cancel, at(secs), &p);
-        assert_eq!(cancel(599).unwrap().refund.unwrap().percent, 70);
-        assert_eq!(cancel(600).unwrap().refund.unwrap().percent, 40);
-        assert_eq!(
-            cancel(600).unwrap().refund.unwrap().amount_cents,
-            Cents(9_600)
-        );
-        assert_eq!(cancel(1_799).unwrap().refund.unwrap().percent, 40);
-        assert_eq!(cancel(1_800), Err(OrderError::CancellationWindowClosed));
-    }
-}
+mod tests;

@@ -16,6 +16,8 @@ pub struct Policy {
     pub answer_timeout: Duration,
     /// Most orders a restaurant holds at once, waiting or in the kitchen (`None`: no limit).
     pub restaurant_capacity: Option<usize>,
+    /// How fast riders are assumed to ride, for schedules and estimates.
+    pub speed: super::timing::Speed,
 }
 
 impl Default for Policy {
@@ -25,6 +27,7 @@ impl Default for Policy {
             split: super::ledger::Split::default(),
             answer_timeout: Duration::minutes(5),
             restaurant_capacity: None,
+            speed: super::timing::Speed::default(),
         }
     }
 }
@@ -45,8 +48,16 @@ pub const LATE_CANCEL_REFUND_PERCENT: u8 = 40;
 /// What the customer gets back when the platform or the restaurant ends the order.
 pub const FULL_REFUND_PERCENT: u8 = 100;
 
-/// Under 10 min 70 %, under 30 min 40 %, from 30 min on no cancellation.
-pub fn cancellation_refund_percent(placed_at: DateTime<Utc>, now: DateTime<Utc>) -> Option<u8> {
+/// Under 10 min 70 %, under 30 min 40 %, from 30 min on no cancellation. A scheduled order
+/// that the kitchen has not started is cancelled for free.
+pub fn cancellation_refund_percent(
+    stage: Stage,
+    placed_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Option<u8> {
+    if stage == Stage::Scheduled {
+        return Some(FULL_REFUND_PERCENT);
+    }
     let elapsed = now - placed_at;
     if elapsed < EARLY_CANCEL_WINDOW {
         Some(EARLY_CANCEL_REFUND_PERCENT)
@@ -66,15 +77,24 @@ pub struct CancellationQuote {
     pub until: Option<DateTime<Utc>>,
 }
 
-/// The quote for an order in `stage` placed at `placed_at`; `None` once it is finished.
+/// The quote for an order in `stage` placed at `placed_at` (asked of its restaurant at
+/// `asked_at`); `None` once it is finished.
 pub fn cancellation_quote(
     stage: Stage,
     placed_at: DateTime<Utc>,
+    asked_at: Option<DateTime<Utc>>,
     total: Cents,
     now: DateTime<Utc>,
 ) -> Option<CancellationQuote> {
     if stage.is_terminal() {
         return None;
+    }
+    if stage == Stage::Scheduled {
+        return Some(CancellationQuote {
+            percent: FULL_REFUND_PERCENT,
+            amount_cents: total,
+            until: asked_at,
+        });
     }
     let elapsed = now - placed_at;
     let until = if elapsed < EARLY_CANCEL_WINDOW {
@@ -84,7 +104,7 @@ pub fn cancellation_quote(
     } else {
         None
     };
-    let percent = cancellation_refund_percent(placed_at, now).unwrap_or(0);
+    let percent = cancellation_refund_percent(stage, placed_at, now).unwrap_or(0);
     Some(CancellationQuote {
         percent,
         amount_cents: refund(total, percent).amount_cents,
@@ -92,8 +112,12 @@ pub fn cancellation_quote(
     })
 }
 
-/// Changes are allowed before pickup and until 30 min after placement.
+/// Changes are allowed before pickup and until 30 min after placement; a scheduled order
+/// that the kitchen has not started can change until it starts.
 pub fn update_allowed(stage: Stage, placed_at: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    if stage == Stage::Scheduled {
+        return true;
+    }
     let before_pickup = matches!(
         stage,
         Stage::AwaitingRestaurant | Stage::Preparing | Stage::FindingRider | Stage::RiderAssigned
@@ -125,16 +149,16 @@ mod tests {
         fn a_quote_is_what_cancelling_refunds(total in 0i64..10_000_000, secs in 0i64..4_000) {
             let placed = DateTime::<Utc>::from_timestamp(1_800_000_000, 0).expect("valid");
             let now = placed + Duration::seconds(secs);
-            let q = cancellation_quote(Stage::Preparing, placed, Cents(total), now).expect("open");
-            match cancellation_refund_percent(placed, now) {
+            let q = cancellation_quote(Stage::Preparing, placed, None, Cents(total), now).expect("open");
+            match cancellation_refund_percent(Stage::Preparing, placed, now) {
                 Some(p) => {
                     prop_assert_eq!(q.percent, p);
                     prop_assert_eq!(q.amount_cents, refund(Cents(total), p).amount_cents);
                     let until = q.until.expect("a tier ends");
                     prop_assert!(until > now);
                     let just_before = until - Duration::milliseconds(1);
-                    prop_assert_eq!(cancellation_refund_percent(placed, just_before), Some(p));
-                    prop_assert_ne!(cancellation_refund_percent(placed, until), Some(p));
+                    prop_assert_eq!(cancellation_refund_percent(Stage::Preparing, placed, just_before), Some(p));
+                    prop_assert_ne!(cancellation_refund_percent(Stage::Preparing, placed, until), Some(p));
                 }
                 None => prop_assert_eq!((q.percent, q.until), (0, None)),
             }
@@ -144,6 +168,9 @@ mod tests {
     #[test]
     fn finished_orders_have_no_quote() {
         let t = Utc::now();
-        assert_eq!(cancellation_quote(Stage::Delivered, t, Cents(1), t), None);
+        assert_eq!(
+            cancellation_quote(Stage::Delivered, t, None, Cents(1), t),
+            None
+        );
     }
 }

@@ -51,7 +51,7 @@ impl Drop for TestApp {
 /// An answer of the server (status, JSON body, `Retry-After`).
 pub type Response = dabba::client::Reply;
 
-struct TempDir(std::path::PathBuf);
+pub struct TempDir(std::path::PathBuf);
 
 impl Drop for TempDir {
     fn drop(&mut self) {
@@ -153,6 +153,20 @@ pub fn redis_url() -> String {
         .unwrap_or_else(|| "redis://127.0.0.1:6379".into())
 }
 
+/// A store that outlives one server, for restart tests: a new PostgreSQL database, or an
+/// SQLite file in a temp dir (removed when the second value drops).
+pub async fn durable_store() -> (String, Option<TempDir>) {
+    match std::env::var("DABBA_TEST_STORE").as_deref() {
+        Ok("postgres") => (postgres_url().await, None),
+        _ => {
+            let dir = std::env::temp_dir().join(format!("dabba-keep-{}", Uuid::new_v4().simple()));
+            std::fs::create_dir_all(&dir).expect("temp dir");
+            let url = format!("sqlite://{}", dir.join("d.db").display());
+            (url, Some(TempDir(dir)))
+        }
+    }
+}
+
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(Options::default()).await
 }
@@ -206,6 +220,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         desk: dabba::config::DeskArgs {
             restaurant_capacity: opts.restaurant_capacity,
             restaurant_timeout_secs: opts.restaurant_timeout_secs,
+            ..Default::default()
         },
         trusted_proxies: opts.trusted_proxies.clone(),
         offer_timeout_secs: 30,
@@ -292,8 +307,8 @@ impl TestApp {
         self.call("PATCH", path, Some(token), Some(body)).await
     }
 
-    /// Advances the engine clock (timers fire before this returns).
-    pub async fn advance(&self, seconds: i64) {
+    /// Advances the engine clock (timers fire before this returns); the engine's new time.
+    pub async fn advance(&self, seconds: i64) -> chrono::DateTime<chrono::Utc> {
         let r = self
             .post(
                 "/v1/test/clock",
@@ -302,6 +317,7 @@ impl TestApp {
             )
             .await;
         assert_eq!(r.status, 200, "{:?}", r.body);
+        serde_json::from_value(r.body["now"].clone()).expect("the clock's time")
     }
 
     /// A registered restaurant at `at`, and its token.

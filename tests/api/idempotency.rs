@@ -78,18 +78,7 @@ async fn retried_answers_with_a_key_act_once_and_get_the_first_response() {
 
 #[actix_web::test]
 async fn idempotency_keys_survive_a_restart() {
-    let (url, _dir) = match std::env::var("DABBA_TEST_STORE").as_deref() {
-        Ok("postgres") => (crate::helpers::postgres_url().await, None),
-        _ => {
-            let dir =
-                std::env::temp_dir().join(format!("dabba-idem-{}", uuid::Uuid::new_v4().simple()));
-            std::fs::create_dir_all(&dir).unwrap();
-            (
-                format!("sqlite://{}", dir.join("d.db").display()),
-                Some(dir),
-            )
-        }
-    };
+    let (url, _dir) = crate::helpers::durable_store().await;
     let first = spawn_app_with(Options {
         database_url: Some(url.clone()),
         ..Options::default()

@@ -27,6 +27,7 @@ mod raw;
 mod registration;
 mod restaurant_desk;
 mod resume;
+mod scheduled;
 mod secrets;
 mod sockets;
 mod store;

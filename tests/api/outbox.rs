@@ -37,6 +37,7 @@ fn order(customer: CustomerId) -> dabba::domain::Order {
             },
             deliver_at: None,
             payment: None,
+            prep_minutes: 15,
         },
         Utc::now(),
         &Policy::default(),

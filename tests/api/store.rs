@@ -94,6 +94,7 @@ async fn the_database_refuses_what_the_domain_never_writes() {
                 },
                 deliver_at: None,
                 payment: None,
+                prep_minutes: 15,
             },
             Utc::now(),
             &Policy::default(),

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix::prelude::*;
 use chrono::{DateTime, Utc};
 
+mod desks;
 mod log;
 mod orders;
 mod payments;
@@ -22,9 +23,9 @@ use super::directory::Directory;
 use super::dispatcher::{Dispatcher, InjectDispatcherFault, load_recovered};
 use super::error::EngineError;
 use super::order::{InjectFault, OrderActor};
-use super::restaurant::{RestaurantActor, TakeOverdue, Track};
+use super::restaurant::Track;
 use super::services::{DispatchTimings, Services, Shared};
-use crate::domain::{Clock, Command, CustomerId, Order, OrderId, Policy, RestaurantId};
+use crate::domain::{Clock, CustomerId, Order, OrderId, Policy, RestaurantId};
 use crate::events::backbone::{Backbone, BackboneOptions};
 use crate::events::fanout::FANOUT;
 use crate::events::hub::Hub;
@@ -223,43 +224,6 @@ impl Engine {
         }
     }
 
-    /// The restaurant's actor, started on first use.
-    pub(super) fn desk(&self, id: RestaurantId) -> Addr<RestaurantActor> {
-        if let Some(addr) = self.services.directory.desk(id) {
-            return addr;
-        }
-        let services = self.services.clone();
-        let addr = Supervisor::start_in_arbiter(&self.orders_arbiter, move |_| {
-            RestaurantActor::new(id, services)
-        });
-        self.services.directory.register_desk(id, addr)
-    }
-
-    /// Rejects, for their restaurants, the orders not answered in time.
-    pub async fn expire_unanswered(&self) -> usize {
-        let mut expired = 0;
-        for desk in self.services.directory.desks() {
-            let Ok(overdue) = desk.send(TakeOverdue).await else {
-                continue;
-            };
-            for order_id in overdue {
-                let cmd = Command::RejectByRestaurant {
-                    reason: RESTAURANT_TIMEOUT.into(),
-                };
-                match self.apply(order_id, cmd).await {
-                    Ok(_) => {
-                        expired += 1;
-                        metrics::counter!("dabba_restaurant_timeouts_total").increment(1);
-                    }
-                    // Answered in the meantime: nothing to do.
-                    Err(EngineError::Order(_) | EngineError::InvalidState(_)) => {}
-                    Err(error) => tracing::warn!(%order_id, %error, "could not time out an order"),
-                }
-            }
-        }
-        expired
-    }
-
     /// Periodic jobs: retention, and resolving payments whose outcome was unknown.
     fn spawn_housekeeping(&self, retention_every: std::time::Duration) {
         let engine = self.clone();
@@ -267,7 +231,7 @@ impl Engine {
             let mut every = actix_rt::time::interval(std::time::Duration::from_secs(1));
             loop {
                 every.tick().await;
-                engine.expire_unanswered().await;
+                engine.run_desks().await;
             }
         });
         let engine = self.clone();

@@ -7,7 +7,7 @@ use crate::actors::order::{ApplyCommand, GetOrder};
 use crate::actors::restaurant::{Admit, Track};
 use crate::domain::ledger;
 use crate::domain::order::{NewOrder, new_order};
-use crate::domain::{Command, CustomerId, Order, OrderId, Restaurant};
+use crate::domain::{Command, CustomerId, Order, OrderId, Restaurant, Stage};
 use crate::events::relay;
 use crate::persistence::{HistoryCursor, RatingRecord, StoreError, UnitOutcome, Write, WriteUnit};
 
@@ -38,9 +38,6 @@ impl Engine {
             return Err(EngineError::RestaurantClosed);
         }
         let desk = self.desk(restaurant.id);
-        if self.services.policy.restaurant_capacity.is_some() {
-            desk.send(Admit).await??;
-        }
         let mut order = new_order(
             NewOrder {
                 customer_id: customer,
@@ -50,10 +47,15 @@ impl Engine {
                 delivery: input.delivery,
                 deliver_at: input.deliver_at,
                 payment: None,
+                prep_minutes: restaurant.prep_minutes,
             },
             self.now(),
             &self.services.policy,
         )?;
+        // A scheduled order takes no room until its kitchen must start.
+        if self.services.policy.restaurant_capacity.is_some() && order.stage != Stage::Scheduled {
+            desk.send(Admit).await??;
+        }
         let hash = idempotency
             .as_ref()
             .map(|(_, h)| h.clone())

@@ -36,7 +36,7 @@ impl Engine {
         rider: RiderId,
         order_id: OrderId,
     ) -> Result<Order, EngineError> {
-        let offers = self
+        let (offers, from) = self
             .dispatcher
             .send(AnswerOffer {
                 rider,
@@ -45,7 +45,7 @@ impl Engine {
             })
             .await??;
         let assigned = self
-            .apply(order_id, Command::AssignRider(rider, offers))
+            .apply(order_id, Command::AssignRider(rider, offers, from))
             .await;
         self.dispatcher.do_send(AssignmentRecorded {
             rider,

@@ -17,7 +17,7 @@ impl Engine {
                 tracing::warn!(%order_id, %error, "could not end undispatched order");
             }
         }
-        self.expire_unanswered().await;
+        self.run_desks().await;
         Ok(self.now())
     }
 }
