@@ -110,6 +110,7 @@ fn order() -> dabba::domain::Order {
             deliver_at: None,
             payment: None,
             prep_minutes: 15,
+            recurring_id: None,
         },
         Utc::now(),
         &Policy::default(),

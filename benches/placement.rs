@@ -131,6 +131,7 @@ async fn dabba_run(
                     // Card, through the fake gateways on loopback (the embedded default).
                     payment: dabba::domain::PaymentMethod::Card,
                     payment_token: None,
+                    recurring_id: None,
                 };
                 let t = Instant::now();
                 if engine.place_order(request, None).await.is_ok() {

@@ -38,6 +38,9 @@ pub struct OrderView {
     /// order is finished.
     #[serde(default)]
     pub eta: Option<crate::domain::timing::Eta>,
+    /// The recurring order this order is an occurrence of.
+    #[serde(default)]
+    pub recurring_id: Option<crate::domain::RecurringId>,
 }
 
 impl From<&Order> for OrderView {
@@ -60,6 +63,7 @@ impl From<&Order> for OrderView {
             reject_reason: o.reject_reason.clone(),
             offers: o.offers,
             eta: o.eta,
+            recurring_id: o.recurring_id,
         }
     }
 }

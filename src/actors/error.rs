@@ -7,6 +7,9 @@ use crate::persistence::StoreError;
 pub enum EngineError {
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The caller may not act on this (decided where the engine holds what it belongs to).
+    #[error("this token may not do that")]
+    Forbidden,
     #[error("the restaurant is closed")]
     RestaurantClosed,
     #[error(transparent)]

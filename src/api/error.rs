@@ -115,6 +115,7 @@ impl From<EngineError> for ApiError {
         let msg = e.to_string();
         match e {
             EngineError::NotFound(what) => Self::not_found(what),
+            EngineError::Forbidden => Self::forbidden(),
             EngineError::RestaurantClosed => Self::new(S::CONFLICT, "restaurant_closed", msg),
             EngineError::RestaurantBusy(_) => {
                 Self::new(S::CONFLICT, "restaurant_busy", msg).retry_after(30)

@@ -20,6 +20,7 @@ pub mod openapi;
 pub mod ops;
 pub mod orders;
 pub mod quotes;
+pub mod recurring;
 pub mod restaurants;
 pub mod riders;
 pub mod ws;
@@ -44,6 +45,8 @@ use error::ApiError;
         events::dead_letters, events::replay_dead_letter, events::stats,
         money::payment, money::restaurant_payouts, money::rider_earnings, money::run_payouts,
         money::trial_balance, money::reconciliation, quotes::cancellation, explain::dispatch,
+        recurring::create, recurring::get_one, recurring::list, recurring::update, recurring::skip,
+        recurring::remove,
         ws::connect,
     ),
     components(schemas(crate::wire::ServerMessage, crate::wire::ErrorBody)),
@@ -151,6 +154,12 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         .service(money::reconciliation)
         .service(quotes::cancellation)
         .service(explain::dispatch)
+        .service(recurring::create)
+        .service(recurring::list)
+        .service(recurring::get_one)
+        .service(recurring::update)
+        .service(recurring::skip)
+        .service(recurring::remove)
         .service(ops::run_retention)
         .service(ws::connect);
     if features.test_clock {

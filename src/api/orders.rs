@@ -155,7 +155,7 @@ pub struct PageQuery {
     pub before: Option<String>,
 }
 
-fn delivery(d: &DeliveryInput) -> Result<Delivery, ApiError> {
+pub fn delivery(d: &DeliveryInput) -> Result<Delivery, ApiError> {
     Ok(Delivery {
         location: d.location,
         address: text("delivery.address", &d.address, 500)?,
@@ -260,6 +260,7 @@ pub async fn place(
             body.payment.as_ref().and_then(|p| p.token.as_deref()),
             200,
         )?,
+        recurring_id: None,
     };
     let (order, _created) = engine.place_order(request, idem).await?;
     Ok(HttpResponse::Created().json(OrderView::from(&order)))

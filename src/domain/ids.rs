@@ -61,3 +61,7 @@ id_type!(
     /// A dish on a restaurant's menu (unique within the restaurant).
     ItemId
 );
+id_type!(
+    /// A recurring order: a schedule that places an order on each of its days.
+    RecurringId
+);

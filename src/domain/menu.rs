@@ -25,7 +25,7 @@ pub struct Menu {
 }
 
 /// One line of an order as the customer asks for it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderLine {
     pub item_id: ItemId,
     pub quantity: u32,

@@ -11,12 +11,13 @@ pub mod money;
 pub mod order;
 pub mod payment;
 pub mod policy;
+pub mod recurring;
 pub mod restaurant;
 pub mod rider;
 pub mod timing;
 
 pub use clock::Clock;
-pub use ids::{CustomerId, ItemId, OrderId, RestaurantId, RiderId};
+pub use ids::{CustomerId, ItemId, OrderId, RecurringId, RestaurantId, RiderId};
 pub use location::LatLng;
 pub use menu::{Menu, MenuError, MenuItem, OrderLine};
 pub use money::Cents;

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::ids::{CustomerId, ItemId, OrderId, RestaurantId, RiderId};
+use super::ids::{CustomerId, ItemId, OrderId, RecurringId, RestaurantId, RiderId};
 use super::location::LatLng;
 use super::payment::OrderPayment;
 use super::policy::{self, Policy};
@@ -153,6 +153,9 @@ pub struct Order {
     /// Pickup and delivery estimates; `None` once the order is finished.
     #[serde(default)]
     pub eta: Option<Eta>,
+    /// The recurring order this is an occurrence of.
+    #[serde(default)]
+    pub recurring_id: Option<RecurringId>,
 }
 
 fn default_prep_minutes() -> u32 {
@@ -411,6 +414,7 @@ pub struct NewOrder {
     pub payment: Option<OrderPayment>,
     /// The restaurant's kitchen time when the order is placed.
     pub prep_minutes: u32,
+    pub recurring_id: Option<RecurringId>,
 }
 
 /// A new order: priced, checked against the radius, and `scheduled` when it is wanted far
@@ -450,6 +454,7 @@ pub fn new_order(
         asked_at: Some(now),
         ready_at: None,
         eta: None,
+        recurring_id: input.recurring_id,
     };
     if timing::wants_scheduling(order.deliver_at, now)
         && let Some(start) = order.planned_start(policy).filter(|s| *s > now)

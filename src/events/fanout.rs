@@ -42,11 +42,16 @@ impl Consumer for Fanout {
             }
             return Box::pin(async { Ok(()) });
         }
-        let mut to = vec![
-            Audience::Customer(e.to.customer),
-            Audience::Restaurant(e.to.restaurant),
-            Audience::Ops,
-        ];
+        // A customer's recurring schedule is theirs: its restaurant hears of its orders only.
+        let mut to = if e.kind == "recurring.occurrence" {
+            vec![Audience::Customer(e.to.customer), Audience::Ops]
+        } else {
+            vec![
+                Audience::Customer(e.to.customer),
+                Audience::Restaurant(e.to.restaurant),
+                Audience::Ops,
+            ]
+        };
         if let Some(rider) = e.to.rider {
             to.push(Audience::Rider(rider));
         }

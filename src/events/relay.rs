@@ -67,6 +67,36 @@ pub fn payment_event_to(
     }
 }
 
+/// What became of a date of a recurring order, for its customer (and ops). Its `order_id` is
+/// the order placed, or for a date with no order a stable id of the (schedule, date).
+pub fn occurrence_event(
+    o: &crate::domain::recurring::OccurrenceRecord,
+    customer: crate::domain::CustomerId,
+    restaurant: crate::domain::RestaurantId,
+) -> OutboxEvent {
+    let key = format!("{}:{}", o.recurring_id, o.date);
+    let order_id = o
+        .order_id
+        .unwrap_or(crate::domain::OrderId(uuid::Uuid::new_v5(
+            &uuid::Uuid::NAMESPACE_OID,
+            key.as_bytes(),
+        )));
+    let payload = serde_json::json!({"type": "recurring.occurrence", "occurrence": o});
+    OutboxEvent {
+        event_id: uuid::Uuid::new_v4(),
+        kind: "recurring.occurrence",
+        order_id,
+        version: 1,
+        to: Recipients {
+            customer,
+            restaurant,
+            rider: None,
+        },
+        payload: payload.to_string().into(),
+        at: o.at,
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PaymentEventKind {
     Requested,

@@ -64,6 +64,10 @@ pub enum Write {
         open: bool,
         prep_minutes: u32,
     },
+    /// Writes a recurring order's schedule (a newer stored version is kept).
+    SaveRecurring(crate::domain::recurring::Recurring),
+    /// What became of one date of a schedule (the first record of a date stands).
+    RecordOccurrence(crate::domain::recurring::OccurrenceRecord),
     AddCustomer {
         customer: CustomerRecord,
         at: DateTime<Utc>,

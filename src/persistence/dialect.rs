@@ -12,6 +12,7 @@ pub enum Param {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
     Real(f64),
     Bool(bool),
 }
@@ -44,6 +45,7 @@ where
     for<'t> String: Encode<'t, DB> + Type<DB>,
     for<'t> Option<String>: Encode<'t, DB> + Type<DB>,
     for<'t> i64: Encode<'t, DB> + Type<DB>,
+    for<'t> Option<i64>: Encode<'t, DB> + Type<DB>,
     for<'t> f64: Encode<'t, DB> + Type<DB>,
     for<'t> bool: Encode<'t, DB> + Type<DB>,
 {
@@ -54,6 +56,7 @@ where
             Param::Text(v) => args.add(v),
             Param::OptText(v) => args.add(v),
             Param::Int(v) => args.add(v),
+            Param::OptInt(v) => args.add(v),
             Param::Real(v) => args.add(v),
             Param::Bool(v) => args.add(v),
         };

@@ -17,6 +17,7 @@ mod planner;
 mod postgres;
 pub mod read_cache;
 mod records;
+pub mod recurring;
 mod rows;
 mod sqlite;
 mod stage;

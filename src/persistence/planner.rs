@@ -99,6 +99,8 @@ pub fn plan<'a>(units: &'a [WriteUnit], applies: &[bool]) -> BatchPlan<'a> {
                 | Write::SetRestaurantStatus { .. }
                 | Write::SaveMenu { .. }
                 | Write::SavePayout(_)
+                | Write::SaveRecurring(_)
+                | Write::RecordOccurrence(_)
                 | Write::AddCustomer { .. } => p.singles.push(write),
             }
         }

@@ -123,7 +123,12 @@ pub struct Recipients {
 }
 
 /// The kinds of event the outbox holds.
-pub const EVENT_KINDS: &[&str] = &["order.updated", "payment.requested", "payment.settled"];
+pub const EVENT_KINDS: &[&str] = &[
+    "order.updated",
+    "payment.requested",
+    "payment.settled",
+    "recurring.occurrence",
+];
 
 /// The static name of a known event kind.
 pub fn event_kind(kind: &str) -> Option<&'static str> {

@@ -168,7 +168,7 @@ where
         DB::save_attempts(tx, chunk).await?;
     }
     for write in &plan.singles {
-        for stmt in single(write) {
+        for stmt in single(write)? {
             execute(&mut **tx, stmt).await?;
         }
     }
@@ -199,8 +199,10 @@ fn guard(what: &str, by: &str, wanted: usize, changed: u64) -> StoreResult<()> {
 }
 
 /// The statements of a write that has no bulk form.
-fn single(write: &Write) -> Vec<super::dialect::Stmt> {
-    match write {
+fn single(write: &Write) -> StoreResult<Vec<super::dialect::Stmt>> {
+    Ok(match write {
+        Write::SaveRecurring(r) => vec![super::recurring::save_recurring(r)?],
+        Write::RecordOccurrence(o) => vec![super::recurring::record_occurrence(o)],
         Write::AddRestaurant { restaurant, at } => vec![sql::add_restaurant(restaurant, *at)],
         Write::SavePayout(p) => vec![super::money::save_payout(p)],
         Write::SaveMenu {
@@ -233,5 +235,5 @@ fn single(write: &Write) -> Vec<super::dialect::Stmt> {
         | Write::Ledger(_)
         | Write::SavePaymentOp(_)
         | Write::SaveAttempt(_) => vec![],
-    }
+    })
 }

@@ -45,6 +45,7 @@ struct World {
     rider: String,
     customer: String,
     order: String,
+    recurring: String,
     tokens: Vec<(Who, Option<String>)>,
 }
 
@@ -75,7 +76,17 @@ async fn world(app: &TestApp, n: usize) -> World {
         )
         .await;
     assert_eq!(r.status, 200, "{:?}", r.body);
+    let standing = app
+        .post(
+            "/v1/recurring-orders",
+            &customer_t,
+            recurring_body(&restaurant.0, north(base + 500.0)),
+        )
+        .await;
+    assert_eq!(standing.status, 201, "{:?}", standing.body);
+    let recurring = standing.body["id"].as_str().unwrap().to_owned();
     World {
+        recurring,
         restaurant: restaurant.0.clone(),
         rider: rider.0.clone(),
         customer,
@@ -91,6 +102,12 @@ async fn world(app: &TestApp, n: usize) -> World {
             (OtherRestaurant, Some(other_restaurant.1)),
         ],
     }
+}
+
+fn recurring_body(restaurant: &str, at: Value) -> Value {
+    json!({"restaurant_id": restaurant, "items": crate::helpers::idli(1),
+           "delivery": {"location": at, "address": "a"},
+           "schedule": {"days": ["mon"], "time": "12:00", "timezone": "Asia/Kolkata"}})
 }
 
 struct Row {
@@ -240,6 +257,32 @@ fn rows() -> Vec<Row> {
         row("GET", "/v1/customers/{C}/orders", None, &[Ops, Customer]),
         row(
             "POST",
+            "/v1/recurring-orders",
+            Some(recurring_body("{R}", north(0.0))),
+            &[Customer, OtherCustomer],
+        ),
+        row("GET", "/v1/recurring-orders/{Q}", None, &[Ops, Customer]),
+        row(
+            "GET",
+            "/v1/customers/{C}/recurring-orders",
+            None,
+            &[Ops, Customer],
+        ),
+        row(
+            "PATCH",
+            "/v1/recurring-orders/{Q}",
+            Some(json!({"paused": true})),
+            &[Customer],
+        ),
+        row(
+            "POST",
+            "/v1/recurring-orders/{Q}/skip",
+            Some(json!({"date": "2099-01-05"})),
+            &[Customer],
+        ),
+        row("DELETE", "/v1/recurring-orders/{Q}", None, &[Customer]),
+        row(
+            "POST",
             "/v1/test/clock",
             Some(json!({"advance_seconds": 0})),
             &[Ops],
@@ -263,6 +306,7 @@ fn fill(s: &str, w: &World) -> String {
         .replace("{D}", &w.rider)
         .replace("{O}", &w.order)
         .replace("{C}", &w.customer)
+        .replace("{Q}", &w.recurring)
 }
 
 #[actix_web::test]

@@ -24,6 +24,7 @@ mod positions;
 mod process;
 mod quotes;
 mod raw;
+mod recurring;
 mod registration;
 mod restaurant_desk;
 mod resume;

@@ -38,6 +38,7 @@ fn order(customer: CustomerId) -> dabba::domain::Order {
             deliver_at: None,
             payment: None,
             prep_minutes: 15,
+            recurring_id: None,
         },
         Utc::now(),
         &Policy::default(),

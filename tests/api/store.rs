@@ -95,6 +95,7 @@ async fn the_database_refuses_what_the_domain_never_writes() {
                 deliver_at: None,
                 payment: None,
                 prep_minutes: 15,
+                recurring_id: None,
             },
             Utc::now(),
             &Policy::default(),

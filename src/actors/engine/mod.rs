@@ -11,6 +11,7 @@ mod log;
 mod orders;
 mod payments;
 mod payouts;
+mod recurring;
 mod registration;
 mod riders;
 mod time;
@@ -18,6 +19,7 @@ mod time;
 pub use log::{ConsumerFigures, EventStats, ReplayError, Resume};
 pub use payments::Mismatch;
 pub use payouts::RiderEarnings;
+pub use recurring::NewRecurring;
 
 use super::directory::Directory;
 use super::dispatcher::{Dispatcher, InjectDispatcherFault, load_recovered};
@@ -97,6 +99,8 @@ pub struct Engine {
     admission: Arc<super::admission::Admission>,
     /// The stream publisher and the event consumers.
     backbone: Arc<Backbone>,
+    /// Held by every change and run of recurring orders: one date is dealt with once.
+    recurring_lock: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Engine {
@@ -202,6 +206,7 @@ impl Engine {
             settlement,
             admission: Arc::default(),
             backbone: Arc::new(backbone),
+            recurring_lock: Arc::default(),
         };
         tracing::info!(orders = unfinished.len(), "recovering unfinished orders");
         for order in unfinished {
@@ -231,6 +236,7 @@ impl Engine {
             let mut every = actix_rt::time::interval(std::time::Duration::from_secs(1));
             loop {
                 every.tick().await;
+                engine.run_recurring().await;
                 engine.run_desks().await;
             }
         });
@@ -390,4 +396,6 @@ pub struct NewOrderRequest {
     pub payment: crate::domain::PaymentMethod,
     /// The gateway token of an online payment.
     pub payment_token: Option<String>,
+    /// Set when a recurring order places one of its occurrences.
+    pub recurring_id: Option<crate::domain::RecurringId>,
 }

@@ -48,6 +48,7 @@ impl Engine {
                 deliver_at: input.deliver_at,
                 payment: None,
                 prep_minutes: restaurant.prep_minutes,
+                recurring_id: input.recurring_id,
             },
             self.now(),
             &self.services.policy,

@@ -9,14 +9,30 @@ use crate::domain::Command;
 
 impl Engine {
     /// Moves the engine's clock and fires every timer that fell due, before returning.
+    /// Recurring orders are placed at their own moments on the way (a week's jump places each
+    /// day's order an hour before its time, as the days would have), the rest at the end.
     pub async fn advance_clock(&self, by: chrono::Duration) -> Result<DateTime<Utc>, EngineError> {
-        self.services.clock.advance(by);
+        let target = self.now() + by;
+        while let Some(due) = self.next_recurring_due().await {
+            let now = self.now();
+            if due <= now || due > target {
+                break;
+            }
+            self.services.clock.advance(due - now);
+            self.run_recurring().await;
+            self.run_desks().await;
+        }
+        let now = self.now();
+        if target > now {
+            self.services.clock.advance(target - now);
+        }
         let overdue = self.dispatcher.send(RunTimers).await?;
         for order_id in overdue {
             if let Err(error) = self.apply(order_id, Command::GiveUpDispatch).await {
                 tracing::warn!(%order_id, %error, "could not end undispatched order");
             }
         }
+        self.run_recurring().await;
         self.run_desks().await;
         Ok(self.now())
     }

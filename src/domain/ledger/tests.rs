@@ -54,6 +54,7 @@ fn order(method: PaymentMethod, customer: CustomerId, price: i64) -> Order {
             deliver_at: None,
             payment: None,
             prep_minutes: 15,
+            recurring_id: None,
         },
         Utc::now(),
         &Policy::default(),

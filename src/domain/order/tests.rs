@@ -29,6 +29,7 @@ fn order_for(deliver_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Order {
             deliver_at,
             payment: None,
             prep_minutes: 15,
+            recurring_id: None,
         },
         now,
         &Policy::default(),
