@@ -193,11 +193,23 @@ pub struct DeskArgs {
     /// order beyond it is `409 restaurant_busy`. 0: no limit.
     #[arg(long, env = "DABBA_RESTAURANT_CAPACITY", default_value_t = 0)]
     pub restaurant_capacity: usize,
+    /// What happens to a new order beyond capacity: `refuse` (`409 restaurant_busy`) or
+    /// `queue` (placed; the restaurant is asked, and its answer timeout starts, when room
+    /// frees).
+    #[arg(long, env = "DABBA_RESTAURANT_OVERFLOW", value_enum, default_value_t = Overflow::Refuse)]
+    pub restaurant_overflow: Overflow,
     /// Assumed rider speed in km/h (great-circle), for ETAs and for when a scheduled order
     /// must start.
     #[arg(long, env = "DABBA_RIDER_SPEED_KMH", default_value_t = crate::domain::timing::DEFAULT_SPEED_KMH,
           value_parser = parse_speed)]
     pub rider_speed_kmh: f64,
+}
+
+/// Beyond a restaurant's capacity.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Overflow {
+    Refuse,
+    Queue,
 }
 
 fn parse_speed(s: &str) -> Result<f64, String> {
@@ -212,6 +224,7 @@ impl Default for DeskArgs {
         Self {
             restaurant_timeout_secs: 300,
             restaurant_capacity: 0,
+            restaurant_overflow: Overflow::Refuse,
             rider_speed_kmh: crate::domain::timing::DEFAULT_SPEED_KMH,
         }
     }

@@ -44,6 +44,7 @@ impl Application {
             ),
             restaurant_capacity: (config.desk.restaurant_capacity > 0)
                 .then_some(config.desk.restaurant_capacity),
+            queue_when_busy: config.desk.restaurant_overflow == crate::config::Overflow::Queue,
             speed: crate::domain::timing::Speed::from_kmh(config.desk.rider_speed_kmh)
                 .unwrap_or_default(),
         };

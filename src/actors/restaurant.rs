@@ -10,7 +10,7 @@ use actix::prelude::*;
 
 use super::services::Shared;
 use super::supervision::{Restarts, guarded};
-use crate::domain::desk::{Busy, Desk};
+use crate::domain::desk::{Busy, Desk, Slot};
 use crate::domain::{Order, OrderId, RestaurantId, Stage};
 
 pub struct RestaurantActor {
@@ -32,8 +32,8 @@ pub struct Track(pub Order);
 #[rtype(result = "Result<(), Busy>")]
 pub struct Admit;
 
-/// What is due now: scheduled orders whose start has come, orders whose answer is overdue
-/// (both leave the desk's lists).
+/// What is due now: scheduled orders whose start has come, orders whose answer is overdue,
+/// queued orders that now fit (all leave the lists they were in).
 #[derive(Message)]
 #[rtype(result = "Due")]
 pub struct TakeDue;
@@ -42,6 +42,7 @@ pub struct TakeDue;
 pub struct Due {
     pub starts: Vec<OrderId>,
     pub overdue: Vec<OrderId>,
+    pub asks: Vec<OrderId>,
 }
 
 impl RestaurantActor {
@@ -57,13 +58,17 @@ impl RestaurantActor {
     }
 
     fn track(&mut self, order: &Order) {
-        let asked_at = order.asked_at.unwrap_or(order.placed_at);
-        // A scheduled order is due when it must start; an asked one when its answer is late.
-        let at = match order.stage {
-            Stage::Scheduled => asked_at,
-            _ => asked_at + self.services.policy.answer_timeout,
+        // A scheduled order is due when it must start, an asked one when its answer is late;
+        // one not asked yet waits its turn for room in the kitchen.
+        let slot = match (order.stage, order.asked_at) {
+            (Stage::Scheduled, at) => Slot::StartsAt(at.unwrap_or(order.placed_at)),
+            (Stage::AwaitingRestaurant, Some(at)) => {
+                Slot::AnswerBy(at + self.services.policy.answer_timeout)
+            }
+            (Stage::AwaitingRestaurant, None) => Slot::QueuedSince(order.placed_at),
+            _ => Slot::Elsewhere,
         };
-        self.desk.track(order.id, order.version, order.stage, at);
+        self.desk.track(order.id, order.version, order.stage, slot);
     }
 }
 
@@ -131,9 +136,14 @@ impl Handler<TakeDue> for RestaurantActor {
 
     fn handle(&mut self, _: TakeDue, _ctx: &mut Self::Context) -> Self::Result {
         let now = self.services.clock.now();
+        let starts = self.desk.starts(now);
+        // Timed-out orders leave room first, so the queue moves on in the same run.
+        let overdue = self.desk.due(now);
+        let asks = self.desk.promote(now, self.services.policy.answer_timeout);
         MessageResult(Due {
-            starts: self.desk.starts(now),
-            overdue: self.desk.due(now),
+            starts,
+            overdue,
+            asks,
         })
     }
 }

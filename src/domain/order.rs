@@ -144,7 +144,8 @@ pub struct Order {
     #[serde(default = "default_prep_minutes")]
     pub prep_minutes: u32,
     /// When the restaurant is (or was) asked: the planned start of a scheduled order, else
-    /// its placement. The answer timeout runs from here.
+    /// its placement; `None` while it is queued for room in a full kitchen. The answer timeout
+    /// runs from here.
     #[serde(default)]
     pub asked_at: Option<DateTime<Utc>>,
     /// When the kitchen expects the food ready (set when the restaurant accepts).
@@ -172,6 +173,8 @@ pub enum Command {
     BeginDispatch,
     /// A scheduled order's start has come: ask the restaurant.
     Release,
+    /// A queued order reached the front of its restaurant's queue: ask the restaurant now.
+    Ask,
     /// A rider accepted; the second field counts the riders offered the order so far, the
     /// third is where the rider was (for the pickup estimate).
     AssignRider(RiderId, u32, Option<LatLng>),
@@ -235,6 +238,12 @@ impl Order {
                     return invalid;
                 }
                 next.stage = AwaitingRestaurant;
+                next.asked_at = Some(now);
+            }
+            Command::Ask => {
+                if self.stage != AwaitingRestaurant || self.asked_at.is_some() {
+                    return invalid;
+                }
                 next.asked_at = Some(now);
             }
             Command::AcceptByRestaurant => {

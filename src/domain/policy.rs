@@ -16,6 +16,8 @@ pub struct Policy {
     pub answer_timeout: Duration,
     /// Most orders a restaurant holds at once, waiting or in the kitchen (`None`: no limit).
     pub restaurant_capacity: Option<usize>,
+    /// Beyond capacity, new orders queue for room (`true`) or are refused `restaurant_busy`.
+    pub queue_when_busy: bool,
     /// How fast riders are assumed to ride, for schedules and estimates.
     pub speed: super::timing::Speed,
 }
@@ -27,6 +29,7 @@ impl Default for Policy {
             split: super::ledger::Split::default(),
             answer_timeout: Duration::minutes(5),
             restaurant_capacity: None,
+            queue_when_busy: false,
             speed: super::timing::Speed::default(),
         }
     }

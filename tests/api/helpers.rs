@@ -106,6 +106,8 @@ pub struct Options {
     pub restaurant_capacity: usize,
     /// `DABBA_RESTAURANT_TIMEOUT_SECS`.
     pub restaurant_timeout_secs: u64,
+    /// `DABBA_RESTAURANT_OVERFLOW`.
+    pub restaurant_overflow: dabba::config::Overflow,
 }
 
 impl Default for Options {
@@ -129,6 +131,7 @@ impl Default for Options {
             previous_secret: None,
             restaurant_capacity: 0,
             restaurant_timeout_secs: 300,
+            restaurant_overflow: dabba::config::Overflow::Refuse,
         }
     }
 }
@@ -220,6 +223,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         desk: dabba::config::DeskArgs {
             restaurant_capacity: opts.restaurant_capacity,
             restaurant_timeout_secs: opts.restaurant_timeout_secs,
+            restaurant_overflow: opts.restaurant_overflow,
             ..Default::default()
         },
         trusted_proxies: opts.trusted_proxies.clone(),

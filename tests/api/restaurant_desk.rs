@@ -185,3 +185,60 @@ async fn a_full_restaurant_is_busy_until_an_order_leaves() {
     }
     assert!(placed, "a place freed up");
 }
+
+#[actix_web::test]
+async fn beyond_capacity_orders_queue_and_are_asked_in_turn_when_room_frees() {
+    let app = crate::helpers::spawn_app_with(crate::helpers::Options {
+        restaurant_capacity: 1,
+        restaurant_overflow: dabba::config::Overflow::Queue,
+        ..Default::default()
+    })
+    .await;
+    let restaurant = app.restaurant().await;
+    let (_, c) = app.customer().await;
+    let first = app.place(&c, &restaurant.0).await;
+    // Full: the next two are placed, not refused, and wait their turn.
+    let second = app.place(&c, &restaurant.0).await;
+    let third = app.place(&c, &restaurant.0).await;
+    let mut tablet = app.ws(&restaurant.1).await;
+    // The first is ignored: it times out after 5 minutes, and only then is the second asked;
+    // the queued ones did not time out with it.
+    app.advance(299).await;
+    assert_eq!(app.order(&first).await["stage"], "awaiting_restaurant");
+    app.advance(1).await;
+    assert_eq!(
+        app.order(&first).await["reject_reason"],
+        "restaurant_timeout"
+    );
+    let asked = app.order(&second).await;
+    assert_eq!(asked["stage"], "awaiting_restaurant");
+    let pushed = tablet
+        .until(|m| m["type"] == "order.updated" && m["order"]["id"] == second.as_str())
+        .await;
+    assert_eq!(pushed["order"]["version"], asked["version"]);
+    // The second gets a full answer window of its own, then the third is asked.
+    app.advance(299).await;
+    assert_eq!(app.order(&second).await["stage"], "awaiting_restaurant");
+    assert_eq!(app.accept(&restaurant, &second).await.status, 200);
+    // The kitchen holds the second: the third waits, past its own five minutes.
+    app.advance(600).await;
+    assert_eq!(app.order(&third).await["stage"], "awaiting_restaurant");
+    app.post(&format!("/v1/orders/{second}/cancel"), &c, json!({}))
+        .await;
+    // Room: the third is asked (within the second the desks next run), and its window starts.
+    app.advance(1).await;
+    let asked = tablet
+        .until(|m| m["type"] == "order.updated" && m["order"]["id"] == third.as_str())
+        .await;
+    let asked_at: chrono::DateTime<chrono::Utc> =
+        serde_json::from_value(asked["order"]["updated_at"].clone()).unwrap();
+    let now = app.advance(0).await;
+    let left_ms = (asked_at + chrono::Duration::seconds(300) - now).num_milliseconds();
+    app.advance((left_ms + 999) / 1_000 - 1).await;
+    assert_eq!(app.order(&third).await["stage"], "awaiting_restaurant");
+    app.advance(1).await;
+    assert_eq!(
+        app.order(&third).await["reject_reason"],
+        "restaurant_timeout"
+    );
+}

@@ -1,6 +1,6 @@
 //! The restaurants' desks, run every second (and whenever the test clock moves): scheduled
-//! orders whose kitchen must start are put to their restaurant, and orders a restaurant left
-//! unanswered are rejected for it.
+//! orders whose kitchen must start are put to their restaurant, queued orders are put to it as
+//! room frees, and orders a restaurant left unanswered are rejected for it.
 
 use actix::prelude::*;
 
@@ -14,6 +14,8 @@ use crate::domain::{Command, OrderId, RestaurantId};
 pub struct DeskRun {
     pub started: usize,
     pub expired: usize,
+    /// Queued orders put to their restaurant as room freed.
+    pub asked: usize,
 }
 
 impl Engine {
@@ -41,6 +43,11 @@ impl Engine {
                 if self.desk_command(order_id, Command::Release).await {
                     run.started += 1;
                     metrics::counter!("dabba_scheduled_orders_started_total").increment(1);
+                }
+            }
+            for order_id in due.asks {
+                if self.desk_command(order_id, Command::Ask).await {
+                    run.asked += 1;
                 }
             }
             for order_id in due.overdue {

@@ -53,9 +53,16 @@ impl Engine {
             self.now(),
             &self.services.policy,
         )?;
-        // A scheduled order takes no room until its kitchen must start.
-        if self.services.policy.restaurant_capacity.is_some() && order.stage != Stage::Scheduled {
-            desk.send(Admit).await??;
+        // A scheduled order takes no room until its kitchen must start. Beyond capacity an
+        // order is refused, or placed and queued: its restaurant is asked when room frees.
+        if self.services.policy.restaurant_capacity.is_some()
+            && order.stage != Stage::Scheduled
+            && let Err(busy) = desk.send(Admit).await?
+        {
+            if !self.services.policy.queue_when_busy {
+                return Err(busy.into());
+            }
+            order.asked_at = None;
         }
         let hash = idempotency
             .as_ref()

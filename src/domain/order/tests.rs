@@ -46,6 +46,7 @@ fn command() -> impl Strategy<Value = Command> {
         }),
         Just(Command::BeginDispatch),
         Just(Command::Release),
+        Just(Command::Ask),
         Just(Command::AssignRider(rider, 1, None)),
         Just(Command::AssignRider(
             rider,
