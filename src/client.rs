@@ -23,6 +23,8 @@ pub struct Reply {
     pub body: Value,
     /// The `Retry-After` header of a refusal, in seconds.
     pub retry_after: Option<u64>,
+    /// The `X-Request-Id` the server answered with (its log lines carry it).
+    pub request_id: Option<String>,
 }
 
 impl Reply {
@@ -316,11 +318,17 @@ where
         .get("Retry-After")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok());
+    let request_id = resp
+        .headers()
+        .get("X-Request-Id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let bytes = resp.body().limit(MAX_BODY).await?;
     Ok(Reply {
         status: resp.status().as_u16(),
         body: parse_body(&bytes),
         retry_after,
+        request_id,
     })
 }
 

@@ -109,6 +109,9 @@ impl Application {
                 .app_data(sockets.clone())
                 .app_data(body_timeout.clone())
                 .wrap(actix_web::middleware::from_fn(gate::middleware))
+                // Outermost: every response, refused ones included, is counted and carries
+                // its request id.
+                .wrap(actix_web::middleware::from_fn(api::observe::middleware))
                 .configure(|cfg| api::configure(cfg, features))
         })
         .on_connect(api::ws::remember_socket)

@@ -16,6 +16,7 @@ pub mod idempotency;
 pub mod limits;
 pub mod menus;
 pub mod money;
+pub mod observe;
 pub mod openapi;
 pub mod ops;
 pub mod orders;

@@ -17,6 +17,7 @@ mod limits;
 mod menus;
 mod money;
 mod money_crash;
+mod observability;
 mod orders;
 mod outage;
 mod outbox;

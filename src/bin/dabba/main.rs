@@ -72,7 +72,7 @@ enum Cmd {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    dabba::telemetry::init_logs();
+    dabba::telemetry::init_logs(dabba::telemetry::LogFormat::from_env());
     match cli.command {
         Cmd::Token {
             role,

@@ -1,0 +1,66 @@
+//! What every request leaves behind: an id (the caller's `X-Request-Id` when it is sane, else
+//! a new one) echoed in the response and carried by every log line of the request (its span),
+//! and its count and latency by route pattern, method and status.
+
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use tracing::Instrument;
+
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const MAX_ID_CHARS: usize = 128;
+
+/// The caller's id if it is short and plain (it goes into logs), else a new UUID.
+fn request_id(req: &ServiceRequest) -> String {
+    req.headers()
+        .get(&REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|s| {
+            !s.is_empty()
+                && s.len() <= MAX_ID_CHARS
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
+        })
+        .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+}
+
+pub async fn middleware<B: MessageBody + 'static>(
+    req: ServiceRequest,
+    next: Next<B>,
+) -> Result<ServiceResponse<B>, actix_web::Error> {
+    let id = request_id(&req);
+    let method = req.method().clone();
+    let span =
+        tracing::info_span!("request", request_id = %id, method = %method, path = %req.path());
+    let started = Instant::now();
+    let res = next.call(req).instrument(span.clone()).await;
+    let (status, route) = match &res {
+        Ok(res) => (
+            res.status(),
+            res.request()
+                .match_pattern()
+                .unwrap_or_else(|| "unmatched".to_owned()),
+        ),
+        // Rare (handlers answer their errors themselves); the error's own status is counted.
+        Err(e) => (e.as_response_error().status_code(), "unmatched".to_owned()),
+    };
+    let labels = [
+        ("route", route),
+        ("method", method.as_str().to_owned()),
+        ("status", status.as_str().to_owned()),
+    ];
+    metrics::counter!("dabba_http_requests_total", &labels).increment(1);
+    metrics::histogram!("dabba_http_request_duration_seconds", &labels)
+        .record(started.elapsed().as_secs_f64());
+    if status.is_server_error() {
+        span.in_scope(|| tracing::warn!(status = status.as_u16(), "request failed"));
+    }
+    let mut res = res?;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(REQUEST_ID, value);
+    }
+    Ok(res)
+}
