@@ -58,6 +58,10 @@ impl Directory {
         self.desks_lock().entry(id).or_insert(addr).clone()
     }
 
+    pub fn desk_count(&self) -> usize {
+        self.desks_lock().len()
+    }
+
     pub fn desks(&self) -> Vec<Addr<RestaurantActor>> {
         self.desks_lock().values().cloned().collect()
     }

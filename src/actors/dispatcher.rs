@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use super::error::EngineError;
 use super::order::ApplyCommand;
 use super::services::Shared;
-use super::supervision::{Restarts, guarded};
+use super::supervision::{ActorKind, Restarts, guarded};
 use crate::dispatch::{Board, BoardConfig, DispatchError, DispatchStats, Effects, Recovered};
 use crate::domain::Rider;
 use crate::domain::{Command, CustomerId, Delivery, LatLng, OrderId, RiderId, RiderStatus};
@@ -206,9 +206,10 @@ impl Actor for Dispatcher {
 impl Supervised for Dispatcher {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
         self.reload_after = Some(self.restarts.record(
-            &self.services.hub,
-            "dispatcher",
+            (&self.services.hub, &self.services.actors),
+            ActorKind::Dispatcher,
             "dispatcher".into(),
+            self.services.clock.now(),
         ));
     }
 }
@@ -479,5 +480,55 @@ impl Handler<GetStats> for Dispatcher {
     type Result = MessageResult<GetStats>;
     fn handle(&mut self, _: GetStats, _ctx: &mut Self::Context) -> Self::Result {
         MessageResult(self.board.stats())
+    }
+}
+
+/// Ops hand an assigned order to another rider at once; answers with the rider it came from
+/// and where the new one is, once the change is durable.
+#[derive(Message)]
+#[rtype(result = "Result<(RiderId, Option<LatLng>), EngineError>")]
+pub struct HandOver {
+    pub order_id: OrderId,
+    pub to: RiderId,
+}
+
+impl Handler<HandOver> for Dispatcher {
+    type Result = ResponseFuture<Result<(RiderId, Option<LatLng>), EngineError>>;
+
+    fn handle(&mut self, msg: HandOver, ctx: &mut Self::Context) -> Self::Result {
+        match self.run(ctx, |b, now| b.hand_over(msg.order_id, msg.to, now)) {
+            Some(Ok((fx, from, at))) => {
+                let done = self.apply(fx);
+                Box::pin(async move { done.await.map(|()| (from, at)) })
+            }
+            Some(Err(e)) => Box::pin(async move { Err(e.into()) }),
+            None => Box::pin(async { Err(EngineError::Unavailable) }),
+        }
+    }
+}
+
+/// Ops take an assigned order back from its rider: it is dispatched again at once, without
+/// that rider in this round. Answers with the rider it came from.
+#[derive(Message)]
+#[rtype(result = "Result<RiderId, EngineError>")]
+pub struct TakeBack {
+    pub order_id: OrderId,
+    pub restaurant: OfferRestaurant,
+    pub delivery: Delivery,
+}
+
+impl Handler<TakeBack> for Dispatcher {
+    type Result = ResponseFuture<Result<RiderId, EngineError>>;
+
+    fn handle(&mut self, msg: TakeBack, ctx: &mut Self::Context) -> Self::Result {
+        let job = (msg.restaurant, msg.delivery);
+        match self.run(ctx, |b, now| b.take_back(msg.order_id, job, now)) {
+            Some(Ok((fx, from))) => {
+                let done = self.apply(fx);
+                Box::pin(async move { done.await.map(|()| from) })
+            }
+            Some(Err(e)) => Box::pin(async move { Err(e.into()) }),
+            None => Box::pin(async { Err(EngineError::Unavailable) }),
+        }
     }
 }

@@ -14,8 +14,8 @@ pub mod subjects;
 pub mod supervision;
 
 pub use engine::{
-    ConsumerFigures, Engine, EngineOptions, EventStats, FaultTarget, NewOrderRequest, NewRecurring,
-    ReplayError, Resume,
+    ActorKindView, ConsumerFigures, Engine, EngineOptions, EventStats, FaultTarget,
+    NewOrderRequest, NewRecurring, ReplayError, Resume,
 };
 pub use error::EngineError;
 pub use services::DispatchTimings;

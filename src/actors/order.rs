@@ -12,7 +12,7 @@ use super::dispatcher::{
 use super::error::EngineError;
 use super::restaurant::Track;
 use super::services::Shared;
-use super::supervision::{Restarts, guarded};
+use super::supervision::{ActorKind, Restarts, guarded};
 use crate::domain::ledger;
 use crate::domain::{Command, Order, Stage};
 use crate::events::relay;
@@ -246,9 +246,12 @@ impl Actor for OrderActor {
 
 impl Supervised for OrderActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        let backoff = self
-            .restarts
-            .record(&self.services.hub, "order", self.order.id.to_string());
+        let backoff = self.restarts.record(
+            (&self.services.hub, &self.services.actors),
+            ActorKind::Order,
+            self.order.id.to_string(),
+            self.services.clock.now(),
+        );
         self.reload_after = Some(backoff);
     }
 }

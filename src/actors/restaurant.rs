@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix::prelude::*;
 
 use super::services::Shared;
-use super::supervision::{Restarts, guarded};
+use super::supervision::{ActorKind, Restarts, guarded};
 use crate::domain::desk::{Busy, Desk, Slot};
 use crate::domain::{Order, OrderId, RestaurantId, Stage};
 
@@ -105,9 +105,12 @@ impl Actor for RestaurantActor {
 
 impl Supervised for RestaurantActor {
     fn restarting(&mut self, _ctx: &mut Self::Context) {
-        let backoff = self
-            .restarts
-            .record(&self.services.hub, "restaurant", self.id.to_string());
+        let backoff = self.restarts.record(
+            (&self.services.hub, &self.services.actors),
+            ActorKind::Restaurant,
+            self.id.to_string(),
+            self.services.clock.now(),
+        );
         self.reload_after = Some(backoff);
     }
 }

@@ -50,6 +50,8 @@ pub struct Services {
     pub gateways: Arc<crate::payments::Gateways>,
     /// Finished orders, read through Redis when configured.
     pub cache: crate::persistence::read_cache::ReadCache,
+    /// Restarts, failures and mailbox counts per kind of actor.
+    pub actors: super::supervision::ActorBook,
 }
 
 pub type Shared = Arc<Services>;

@@ -24,6 +24,7 @@ pub mod quotes;
 pub mod recurring;
 pub mod restaurants;
 pub mod riders;
+pub mod supervise;
 pub mod ws;
 
 use actix_web::{HttpResponse, web};
@@ -47,7 +48,8 @@ use error::ApiError;
         money::payment, money::restaurant_payouts, money::rider_earnings, money::run_payouts,
         money::trial_balance, money::reconciliation, quotes::cancellation, explain::dispatch,
         recurring::create, recurring::get_one, recurring::list, recurring::update, recurring::skip,
-        recurring::remove,
+        recurring::remove, supervise::actors, supervise::audit, supervise::reassign,
+        supervise::rider_offline,
         ws::connect,
     ),
     components(schemas(crate::wire::ServerMessage, crate::wire::ErrorBody)),
@@ -161,6 +163,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         .service(recurring::update)
         .service(recurring::skip)
         .service(recurring::remove)
+        .service(supervise::actors)
+        .service(supervise::audit)
+        .service(supervise::reassign)
+        .service(supervise::rider_offline)
         .service(ops::run_retention)
         .service(ws::connect);
     if features.test_clock {

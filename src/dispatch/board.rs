@@ -428,7 +428,7 @@ impl Board {
         }));
     }
 
-    fn job_write(&self, order_id: OrderId, now: DateTime<Utc>) -> Option<Write> {
+    pub(super) fn job_write(&self, order_id: OrderId, now: DateTime<Utc>) -> Option<Write> {
         let job = self.jobs.get(&order_id)?;
         Some(Write::SaveJob(JobRecord {
             order_id,
@@ -440,7 +440,12 @@ impl Board {
 
     /// Offers a waiting order to the nearest available rider in range it has not tried;
     /// `true` if it did (the job is then written too).
-    fn try_offer(&mut self, order_id: OrderId, now: DateTime<Utc>, fx: &mut Effects) -> bool {
+    pub(super) fn try_offer(
+        &mut self,
+        order_id: OrderId,
+        now: DateTime<Utc>,
+        fx: &mut Effects,
+    ) -> bool {
         let Some(job) = self.jobs.get_mut(&order_id) else {
             return false;
         };

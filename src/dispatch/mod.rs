@@ -5,6 +5,7 @@
 
 pub mod board;
 mod effects;
+mod handover;
 mod restore;
 mod state;
 #[cfg(test)]

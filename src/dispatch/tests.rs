@@ -36,6 +36,10 @@ enum Cmd {
     /// The order actor reports on the assignment of this order.
     Recorded(usize, bool),
     PickedUp(usize),
+    /// Ops hand the order to this rider.
+    HandOver(usize, usize),
+    /// Ops take the order back from its rider.
+    TakeBack(usize),
     End(usize),
     Advance(i64),
     Flush,
@@ -49,6 +53,8 @@ fn cmd() -> impl Strategy<Value = Cmd> {
         4 => (0..RIDERS, 0..ORDERS, any::<bool>()).prop_map(|(r, o, a)| Cmd::Answer(r, o, a)),
         2 => (0..ORDERS, prop::bool::weighted(0.8)).prop_map(|(o, ok)| Cmd::Recorded(o, ok)),
         1 => (0..ORDERS).prop_map(Cmd::PickedUp),
+        1 => (0..ORDERS, 0..RIDERS).prop_map(|(o, r)| Cmd::HandOver(o, r)),
+        1 => (0..ORDERS).prop_map(Cmd::TakeBack),
         1 => (0..ORDERS).prop_map(Cmd::End),
         2 => (1i64..400).prop_map(Cmd::Advance),
         1 => Just(Cmd::Flush),
@@ -152,6 +158,38 @@ impl World {
                     self.board.picked_up(rider, id, CustomerId::new());
                 }
                 None
+            }
+            Cmd::HandOver(o, r) => {
+                let (id, to) = (self.orders[o], self.riders[r]);
+                let from = self.board.carrying.get(&id).copied();
+                match self.board.hand_over(id, to, now) {
+                    Ok((fx, was, _)) => {
+                        prop_assert_eq!(Some(was), from);
+                        prop_assert_eq!(self.board.carrying.get(&id), Some(&to));
+                        Some(fx)
+                    }
+                    Err(_) => None,
+                }
+            }
+            Cmd::TakeBack(o) => {
+                let id = self.orders[o];
+                let restaurant = OfferRestaurant {
+                    id: RestaurantId::new(),
+                    name: "r".into(),
+                    location: point(0),
+                };
+                let delivery = Delivery {
+                    location: point(0),
+                    address: "a".into(),
+                };
+                match self.board.take_back(id, (restaurant, delivery), now) {
+                    Ok((fx, was)) => {
+                        prop_assert!(self.board.carrying.get(&id).is_none_or(|r| *r != was));
+                        prop_assert!(self.board.jobs.contains_key(&id), "dispatched again");
+                        Some(fx)
+                    }
+                    Err(_) => None,
+                }
             }
             Cmd::End(o) => Some(self.board.end(self.orders[o], now)),
             Cmd::Advance(secs) => {

@@ -178,6 +178,10 @@ pub enum Command {
     /// A rider accepted; the second field counts the riders offered the order so far, the
     /// third is where the rider was (for the pickup estimate).
     AssignRider(RiderId, u32, Option<LatLng>),
+    /// Ops moved the order to another rider (where that rider is, for the estimate).
+    Reassign(RiderId, Option<LatLng>),
+    /// Ops took the order from its rider: it looks for a rider again.
+    Unassign,
     Pickup(RiderId),
     Deliver(RiderId),
     Update {
@@ -275,6 +279,20 @@ impl Order {
                 next.rider_id = Some(rider);
                 next.offers = offers;
                 rider_at = at;
+            }
+            Command::Reassign(rider, at) => {
+                if self.stage != RiderAssigned {
+                    return invalid;
+                }
+                next.rider_id = Some(rider);
+                rider_at = at;
+            }
+            Command::Unassign => {
+                if self.stage != RiderAssigned {
+                    return invalid;
+                }
+                next.stage = FindingRider;
+                next.rider_id = None;
             }
             Command::Pickup(rider) => {
                 if self.stage != RiderAssigned {

@@ -64,6 +64,8 @@ pub enum Write {
         open: bool,
         prep_minutes: u32,
     },
+    /// Records an ops action.
+    Audit(super::audit::AuditEntry),
     /// Writes a recurring order's schedule (a newer stored version is kept).
     SaveRecurring(crate::domain::recurring::Recurring),
     /// What became of one date of a schedule (the first record of a date stands).

@@ -8,6 +8,7 @@
 //! version (`orders.version`, `riders.rev`); one that is not newer than the stored row fails
 //! its batch instead of being silently dropped.
 
+pub mod audit;
 mod batch;
 mod dialect;
 mod instance_lock;

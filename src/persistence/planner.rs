@@ -100,6 +100,7 @@ pub fn plan<'a>(units: &'a [WriteUnit], applies: &[bool]) -> BatchPlan<'a> {
                 | Write::SaveMenu { .. }
                 | Write::SavePayout(_)
                 | Write::SaveRecurring(_)
+                | Write::Audit(_)
                 | Write::RecordOccurrence(_)
                 | Write::AddCustomer { .. } => p.singles.push(write),
             }

@@ -203,6 +203,7 @@ fn single(write: &Write) -> StoreResult<Vec<super::dialect::Stmt>> {
     Ok(match write {
         Write::SaveRecurring(r) => vec![super::recurring::save_recurring(r)?],
         Write::RecordOccurrence(o) => vec![super::recurring::record_occurrence(o)],
+        Write::Audit(e) => vec![super::audit::insert(e)],
         Write::AddRestaurant { restaurant, at } => vec![sql::add_restaurant(restaurant, *at)],
         Write::SavePayout(p) => vec![super::money::save_payout(p)],
         Write::SaveMenu {

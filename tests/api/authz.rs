@@ -175,6 +175,20 @@ fn rows() -> Vec<Row> {
         ),
         row("GET", "/v1/orders/{O}/dispatch", None, &[Ops, Restaurant]),
         row("GET", "/v1/ops/ledger/trial-balance", None, &[Ops]),
+        row("GET", "/v1/ops/actors", None, &[Ops]),
+        row("GET", "/v1/ops/audit", None, &[Ops]),
+        row(
+            "POST",
+            "/v1/ops/orders/{O}/reassign",
+            Some(json!({})),
+            &[Ops],
+        ),
+        row(
+            "POST",
+            "/v1/ops/riders/{D}/offline",
+            Some(json!({})),
+            &[Ops],
+        ),
         row("GET", "/v1/ops/reconciliation", None, &[Ops]),
         row("POST", "/v1/ops/payouts/run", Some(json!({})), &[Ops]),
         row(

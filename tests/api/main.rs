@@ -18,6 +18,7 @@ mod menus;
 mod money;
 mod money_crash;
 mod observability;
+mod ops_actions;
 mod orders;
 mod outage;
 mod outbox;

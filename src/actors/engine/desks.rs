@@ -7,6 +7,7 @@ use actix::prelude::*;
 use super::{Engine, RESTAURANT_TIMEOUT};
 use crate::actors::error::EngineError;
 use crate::actors::restaurant::{RestaurantActor, TakeDue, Track};
+use crate::actors::supervision::ActorKind;
 use crate::domain::{Command, OrderId, RestaurantId};
 
 /// What one run of the desks did.
@@ -36,7 +37,10 @@ impl Engine {
     pub async fn run_desks(&self) -> DeskRun {
         let mut run = DeskRun::default();
         for desk in self.services.directory.desks() {
-            let Ok(due) = desk.send(TakeDue).await else {
+            let in_mailbox = self.services.actors.enter(ActorKind::Restaurant);
+            let due = desk.send(TakeDue).await;
+            drop(in_mailbox);
+            let Ok(due) = due else {
                 continue;
             };
             for order_id in due.starts {

@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 
 mod desks;
 mod log;
+mod ops;
 mod orders;
 mod payments;
 mod payouts;
@@ -17,6 +18,7 @@ mod riders;
 mod time;
 
 pub use log::{ConsumerFigures, EventStats, ReplayError, Resume};
+pub use ops::ActorKindView;
 pub use payments::Mismatch;
 pub use payouts::RiderEarnings;
 pub use recurring::NewRecurring;
@@ -167,6 +169,7 @@ impl Engine {
             directory,
             subjects,
             positions,
+            actors: Default::default(),
         });
         let settlement = Arc::new(crate::payments::settle::Settlement::new(
             gateways,

@@ -5,6 +5,7 @@ use super::{Engine, HISTORY_WINDOW, NewOrderRequest};
 use crate::actors::error::EngineError;
 use crate::actors::order::{ApplyCommand, GetOrder};
 use crate::actors::restaurant::{Admit, Track};
+use crate::actors::supervision::ActorKind;
 use crate::domain::ledger;
 use crate::domain::order::{NewOrder, new_order};
 use crate::domain::{Command, CustomerId, Order, OrderId, Restaurant, Stage};
@@ -55,6 +56,7 @@ impl Engine {
         )?;
         // A scheduled order takes no room until its kitchen must start. Beyond capacity an
         // order is refused, or placed and queued: its restaurant is asked when room frees.
+        let in_mailbox = self.services.actors.enter(ActorKind::Restaurant);
         if self.services.policy.restaurant_capacity.is_some()
             && order.stage != Stage::Scheduled
             && let Err(busy) = desk.send(Admit).await?
@@ -64,6 +66,7 @@ impl Engine {
             }
             order.asked_at = None;
         }
+        drop(in_mailbox);
         let hash = idempotency
             .as_ref()
             .map(|(_, h)| h.clone())
@@ -115,6 +118,7 @@ impl Engine {
     /// store.
     pub async fn order(&self, id: OrderId) -> Result<Order, EngineError> {
         if let Some(addr) = self.services.directory.order(id) {
+            let _in_mailbox = self.services.actors.enter(ActorKind::Order);
             return Ok(addr.send(GetOrder).await?);
         }
         if let Some(order) = self.services.cache.get(id).await {
@@ -133,6 +137,7 @@ impl Engine {
     /// Applies a command to an order through its actor. Finished orders have no actor: the
     /// state machine still decides, and refuses, so callers get the same errors.
     pub async fn apply(&self, id: OrderId, cmd: Command) -> Result<Order, EngineError> {
+        let _in_mailbox = self.services.actors.enter(ActorKind::Order);
         if let Some(addr) = self.services.directory.order(id) {
             return addr.send(ApplyCommand(cmd)).await?;
         }

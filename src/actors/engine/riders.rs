@@ -6,12 +6,38 @@ use crate::actors::dispatcher::{
     UpdateLocation,
 };
 use crate::actors::error::EngineError;
+use crate::actors::supervision::{ActorKind, InFlight};
+
+/// A dispatcher address whose request is counted while it is awaited.
+struct Counted<'a> {
+    addr: &'a actix::Addr<crate::actors::dispatcher::Dispatcher>,
+    _in: InFlight<'a>,
+}
+
+impl Counted<'_> {
+    async fn send<M>(self, msg: M) -> Result<M::Result, actix::MailboxError>
+    where
+        M: actix::Message + Send + 'static,
+        M::Result: Send,
+        crate::actors::dispatcher::Dispatcher: actix::Handler<M>,
+    {
+        self.addr.send(msg).await
+    }
+}
 use crate::dispatch::DispatchStats;
 use crate::domain::{Command, LatLng, Order, OrderId, Rider, RiderId, RiderStatus};
 
 impl Engine {
+    /// The dispatcher, with the request counted in its mailbox until answered.
+    fn to_dispatcher(&self) -> Counted<'_> {
+        Counted {
+            addr: &self.dispatcher,
+            _in: self.services.actors.enter(ActorKind::Dispatcher),
+        }
+    }
+
     pub async fn rider(&self, id: RiderId) -> Result<Rider, EngineError> {
-        self.dispatcher
+        self.to_dispatcher()
             .send(GetRider(id))
             .await?
             .ok_or(EngineError::NotFound("rider"))
@@ -22,13 +48,15 @@ impl Engine {
         rider: RiderId,
         status: RiderStatus,
     ) -> Result<Rider, EngineError> {
-        self.dispatcher
+        self.to_dispatcher()
             .send(SetRiderStatus { rider, status })
             .await?
     }
 
     pub async fn update_location(&self, rider: RiderId, at: LatLng) -> Result<(), EngineError> {
-        self.dispatcher.send(UpdateLocation { rider, at }).await?
+        self.to_dispatcher()
+            .send(UpdateLocation { rider, at })
+            .await?
     }
 
     pub async fn accept_offer(
@@ -37,7 +65,7 @@ impl Engine {
         order_id: OrderId,
     ) -> Result<Order, EngineError> {
         let (offers, from) = self
-            .dispatcher
+            .to_dispatcher()
             .send(AnswerOffer {
                 rider,
                 order_id,
@@ -60,7 +88,7 @@ impl Engine {
     }
 
     pub async fn reject_offer(&self, rider: RiderId, order_id: OrderId) -> Result<(), EngineError> {
-        self.dispatcher
+        self.to_dispatcher()
             .send(AnswerOffer {
                 rider,
                 order_id,
@@ -72,11 +100,11 @@ impl Engine {
 
     /// The rider's open offer as its push (JSON), if it has one.
     pub async fn open_offer(&self, rider: RiderId) -> Result<Option<String>, EngineError> {
-        let offer = self.dispatcher.send(GetOpenOffer(rider)).await?;
+        let offer = self.to_dispatcher().send(GetOpenOffer(rider)).await?;
         Ok(offer.map(|m| m.to_json()))
     }
 
     pub async fn dispatch_stats(&self) -> Result<DispatchStats, EngineError> {
-        Ok(self.dispatcher.send(GetStats).await?)
+        Ok(self.to_dispatcher().send(GetStats).await?)
     }
 }

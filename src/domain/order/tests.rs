@@ -57,6 +57,8 @@ fn command() -> impl Strategy<Value = Command> {
             rider,
             at: LatLng::parse(12.99, 77.59).expect("valid")
         }),
+        Just(Command::Reassign(RiderId(uuid::Uuid::from_u128(8)), None)),
+        Just(Command::Unassign),
         Just(Command::Pickup(rider)),
         Just(Command::Deliver(rider)),
         Just(Command::Update {
@@ -81,7 +83,7 @@ fn legal(from: Stage, to: Stage) -> bool {
                 )
                 | (Preparing, FindingRider | Cancelled)
                 | (FindingRider, RiderAssigned | NoRiderFound | Cancelled)
-                | (RiderAssigned, PickedUp | Cancelled)
+                | (RiderAssigned, PickedUp | Cancelled | FindingRider)
                 | (PickedUp, Delivered | Cancelled)
         )
 }
