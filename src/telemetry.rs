@@ -1,5 +1,7 @@
 //! Logs (tracing) and metrics (Prometheus text at `/metrics`).
 
+pub mod catalogue;
+
 use std::sync::OnceLock;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
@@ -100,7 +102,9 @@ pub fn metrics_handle() -> PrometheusHandle {
                 .unwrap_or_else(|_| PrometheusBuilder::new().build_recorder());
             let handle = recorder.handle();
             // Fails only if another recorder was installed first; ours then stays unused.
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                catalogue::describe();
+            }
             handle
         })
         .clone()

@@ -63,6 +63,20 @@ impl OrderActor {
             .increment(1);
         match order.stage {
             Stage::FindingRider if prev == Stage::Preparing => self.start_dispatch(),
+            Stage::RiderAssigned if prev == Stage::FindingRider => {
+                // Dispatch began with the restaurant's accept, when the food's clock started.
+                if let Some(ready_at) = order.ready_at {
+                    let prep = chrono::Duration::minutes(i64::from(order.prep_minutes));
+                    let took = (order.updated_at - (ready_at - prep)).num_milliseconds();
+                    metrics::histogram!("dabba_dispatch_seconds")
+                        .record(took.max(0) as f64 / 1000.0);
+                }
+                metrics::histogram!("dabba_offers_per_order").record(f64::from(order.offers));
+                self.dispatcher.do_send(UpdateDispatchDelivery {
+                    order_id: order.id,
+                    delivery: order.delivery.clone(),
+                });
+            }
             Stage::FindingRider | Stage::RiderAssigned => {
                 self.dispatcher.do_send(UpdateDispatchDelivery {
                     order_id: order.id,

@@ -193,12 +193,16 @@ pub async fn middleware(
     };
     let limiter = req.app_data::<web::Data<RateLimiter>>().cloned();
     let class = classify(req.method(), req.path());
-    if let (Some(limiter), Some(class), Some(key)) = (limiter, class, key)
-        && let Err(wait) = limiter.take(class, key).await
-    {
-        metrics::counter!("dabba_rate_limited_total", "class" => class.as_str()).increment(1);
-        let response = limited(wait).error_response();
-        return Ok(req.into_response(response).map_into_right_body());
+    if let (Some(limiter), Some(class), Some(key)) = (limiter, class, key) {
+        let taken = limiter.take(class, key).await;
+        let decision = if taken.is_ok() { "allowed" } else { "limited" };
+        metrics::counter!("dabba_rate_limit_decisions_total", "class" => class.as_str(), "decision" => decision)
+            .increment(1);
+        if let Err(wait) = taken {
+            metrics::counter!("dabba_rate_limited_total", "class" => class.as_str()).increment(1);
+            let response = limited(wait).error_response();
+            return Ok(req.into_response(response).map_into_right_body());
+        }
     }
     let verdict = match signed {
         Ok(caller) => registered(req.request(), caller).await,

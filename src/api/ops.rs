@@ -44,6 +44,8 @@ pub async fn prometheus(
         metrics::gauge!("dabba_orders_waiting_for_rider").set(stats.waiting_orders as f64);
     }
     metrics::gauge!("dabba_live_orders").set(engine.live_orders() as f64);
+    // Sets `dabba_actors{kind}` and `dabba_actor_mailbox{kind}`.
+    engine.actor_kinds();
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(handle.render())

@@ -37,6 +37,8 @@ impl Engine {
                     ActorKind::Dispatcher => 1,
                 };
                 metrics::gauge!("dabba_actors", "kind" => kind.as_str()).set(count as f64);
+                metrics::gauge!("dabba_actor_mailbox", "kind" => kind.as_str())
+                    .set(f.in_flight as f64);
                 ActorKindView {
                     kind: kind.as_str(),
                     count,
