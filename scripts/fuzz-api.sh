@@ -26,12 +26,12 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); p
 env ${FUZZ_DATABASE_URL:+DATABASE_URL=$FUZZ_DATABASE_URL} ${FUZZ_REDIS_URL:+REDIS_URL=$FUZZ_REDIS_URL} \
   DABBA_BIND=127.0.0.1:$PORT DABBA_DATA_DIR="$WORK/data" \
   DABBA_RATE_WRITES_PER_SEC=1000000 DABBA_RATE_READS_PER_SEC=1000000 DABBA_RATE_LOCATION_PER_SEC=1000000 \
-  RUST_LOG=warn target/debug/dabba serve >"$WORK/server.log" 2>&1 &
+  RUST_LOG=warn "${CARGO_TARGET_DIR:-target}/debug/dabba" serve >"$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 
-OPS=$(DABBA_DATA_DIR="$WORK/data" target/debug/dabba token --role ops --sub 00000000-0000-0000-0000-000000000001)
+OPS=$(DABBA_DATA_DIR="$WORK/data" "${CARGO_TARGET_DIR:-target}/debug/dabba" token --role ops --sub 00000000-0000-0000-0000-000000000001)
 SEED_ARGS=()
 [ -n "${FUZZ_SEED:-}" ] && SEED_ARGS=(--seed "$FUZZ_SEED")
 status=0

@@ -8,12 +8,12 @@ cargo build --quiet --bin dabba
 WORK=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 DABBA_BIND=127.0.0.1:$PORT DABBA_DATA_DIR="$WORK/data" RUST_LOG=warn \
-  target/debug/dabba serve >"$WORK/server.log" 2>&1 &
+  "${CARGO_TARGET_DIR:-target}/debug/dabba" serve >"$WORK/server.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 # No secret configured: the server generated one in its data directory; the generator reads it.
-DABBA_DATA_DIR="$WORK/data" target/debug/dabba load --url "http://127.0.0.1:$PORT" --duration 10s \
+DABBA_DATA_DIR="$WORK/data" "${CARGO_TARGET_DIR:-target}/debug/dabba" load --url "http://127.0.0.1:$PORT" --duration 10s \
   --riders 40 --restaurants 8 --customers 40 --orders-per-sec 10 --location-interval 1s \
   --json "$WORK/load.json" --report "$WORK/report" 2>/dev/null
 python3 - "$WORK/load.json" "$WORK/report/latency.svg" <<'PY'
