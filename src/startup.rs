@@ -28,6 +28,8 @@ impl Application {
     /// Opens the store (applying migrations), starts the engine and binds the listener.
     /// Must run inside an actix system.
     pub async fn build(config: &ServeConfig) -> anyhow::Result<Self> {
+        // First: what the store, the writer and the engine record from their start is kept.
+        let metrics = telemetry::metrics_handle();
         let url = config.store_url().context("creating the data directory")?;
         let lock = InstanceLock::acquire(&url)
             .await
@@ -87,7 +89,7 @@ impl Application {
         let body_timeout = web::Data::new(api::extract::BodyTimeout(
             std::time::Duration::from_secs(config.body_timeout_secs.max(1)),
         ));
-        let metrics = web::Data::new(telemetry::metrics_handle());
+        let metrics = web::Data::new(metrics);
         let data = web::Data::new(engine.clone());
         let features = api::Features {
             test_clock: config.test_clock,

@@ -130,6 +130,8 @@ impl Runtime {
     /// Runs until the task is dropped.
     pub async fn run(mut self) {
         let name = self.consumer.name();
+        // Dead letters start at zero, so an alert on their increase sees the first one.
+        metrics::counter!("dabba_consumer_dead_letters_total", "consumer" => name).increment(0);
         while let Err(error) = self.source.init().await {
             tracing::warn!(consumer = name, %error, "consumer cannot start yet; retrying");
             tokio::time::sleep(Duration::from_secs(1)).await;

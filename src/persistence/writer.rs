@@ -112,6 +112,11 @@ impl Writer {
             queue_wait_us: AtomicU64::new(0),
         });
         let max_queue_wait = config.max_queue_wait;
+        // The store answered when it was opened; refusals start at zero for each reason.
+        metrics::gauge!("dabba_store_up").set(1.0);
+        for reason in ["congested", "full", "down"] {
+            metrics::counter!("dabba_writer_rejected_total", "reason" => reason).increment(0);
+        }
         let task = run(store, config, sink, rx, health.clone());
         let writer = Self {
             queue: tx,

@@ -7,6 +7,7 @@ mod backbone;
 mod cache;
 mod contract;
 mod crash;
+mod deploy;
 mod desk_restart;
 mod dispatch;
 mod helpers;

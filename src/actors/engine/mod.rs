@@ -219,6 +219,8 @@ impl Engine {
             engine.spawn_order(order);
         }
         engine.spawn_housekeeping(options.retention_every);
+        // No mismatch is known until a reconciliation finds one.
+        metrics::gauge!("dabba_reconciliation_mismatches").set(0.0);
         // The arbiters run for the life of the process.
         std::mem::forget(arbiter);
         std::mem::forget(backbone_arbiter);
