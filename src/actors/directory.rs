@@ -41,6 +41,11 @@ impl Directory {
         self.orders_lock().remove(&id);
     }
 
+    /// Up to `limit` live order actors.
+    pub fn order_actors(&self, limit: usize) -> Vec<Addr<OrderActor>> {
+        self.orders_lock().values().take(limit).cloned().collect()
+    }
+
     pub fn live_orders(&self) -> usize {
         self.orders_lock().len()
     }

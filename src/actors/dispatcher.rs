@@ -532,3 +532,16 @@ impl Handler<TakeBack> for Dispatcher {
         }
     }
 }
+
+/// Every rider as dispatch knows it (the ops console's map).
+#[derive(Message)]
+#[rtype(result = "Vec<Rider>")]
+pub struct ListRiders;
+
+impl Handler<ListRiders> for Dispatcher {
+    type Result = MessageResult<ListRiders>;
+
+    fn handle(&mut self, _: ListRiders, _ctx: &mut Self::Context) -> Self::Result {
+        MessageResult(self.board.all_riders())
+    }
+}

@@ -4,6 +4,7 @@
 //! decide a business rule.
 
 pub mod auth;
+pub mod console;
 pub mod customers;
 pub mod error;
 pub mod events;
@@ -49,7 +50,7 @@ use error::ApiError;
         money::trial_balance, money::reconciliation, quotes::cancellation, explain::dispatch,
         recurring::create, recurring::get_one, recurring::list, recurring::update, recurring::skip,
         recurring::remove, supervise::actors, supervise::audit, supervise::reassign,
-        supervise::rider_offline,
+        supervise::rider_offline, console::page, console::live,
         ws::connect,
     ),
     components(schemas(crate::wire::ServerMessage, crate::wire::ErrorBody)),
@@ -167,6 +168,10 @@ pub fn configure(cfg: &mut web::ServiceConfig, features: Features) {
         .service(supervise::audit)
         .service(supervise::reassign)
         .service(supervise::rider_offline)
+        .service(console::page)
+        .service(console::script)
+        .service(console::style)
+        .service(console::live)
         .service(ops::run_retention)
         .service(ws::connect);
     if features.test_clock {

@@ -145,6 +145,18 @@ pub async fn set_status(
     let r = engine
         .set_restaurant_status(id, body.0.open, body.0.prep_minutes)
         .await?;
+    if caller.is(Role::Ops) {
+        // Ops opening or closing a restaurant is an ops action: audited.
+        let action = if body.0.open {
+            "restaurant_open"
+        } else {
+            "restaurant_close"
+        };
+        let actor = super::supervise::actor(&caller);
+        engine
+            .record_action(&actor, action, format!("restaurant:{id}"), None)
+            .await;
+    }
     Ok(HttpResponse::Ok().json(RestaurantView::from(&r)))
 }
 

@@ -42,7 +42,7 @@ pub struct Reassign {
 }
 
 /// Who did it, for the audit log.
-fn actor(caller: &Caller) -> String {
+pub(super) fn actor(caller: &Caller) -> String {
     format!("ops:{}", caller.sub)
 }
 

@@ -92,6 +92,14 @@ impl Board {
         Some((r.location, r.order.map(|a| a.order_id)))
     }
 
+    /// Every rider, for the ops view.
+    pub fn all_riders(&self) -> Vec<domain::Rider> {
+        self.riders
+            .keys()
+            .filter_map(|id| self.rider(*id))
+            .collect()
+    }
+
     pub fn rider(&self, id: RiderId) -> Option<domain::Rider> {
         let r = self.riders.get(&id)?;
         Some(domain::Rider {

@@ -186,3 +186,52 @@ async fn the_supervision_view_counts_actors_and_their_failures() {
     let (_, c) = app.customer().await;
     assert_eq!(app.get("/v1/ops/actors", &c).await.status, 403);
 }
+
+#[actix_web::test]
+async fn the_console_is_served_from_the_binary_and_starts_from_a_live_snapshot() {
+    let app = spawn_app().await;
+    let page = app.call("GET", "/ops", None, None).await;
+    assert_eq!(page.status, 200);
+    let html = page.body.as_str().expect("html").to_owned();
+    assert!(html.contains("<canvas id=\"map\""), "{html}");
+    // Everything it loads is its own: no address outside this server.
+    for asset in ["/ops/console.js", "/ops/console.css"] {
+        let r = app.call("GET", asset, None, None).await;
+        assert_eq!(r.status, 200, "{asset}");
+        let text = r.body.as_str().unwrap().to_owned();
+        assert!(
+            !text.contains("http://") && !text.contains("https://"),
+            "{asset} reaches out"
+        );
+    }
+    assert!(!html.contains("http://") && !html.contains("https://"));
+    let (order, rider) = assigned(&app).await;
+    let live = app.get("/v1/ops/live", &app.ops).await;
+    assert_eq!(live.status, 200, "{:?}", live.body);
+    let riders = live.body["riders"].as_array().unwrap();
+    assert!(
+        riders
+            .iter()
+            .any(|r| r["id"] == rider.0.as_str() && r["status"] == "busy")
+    );
+    let orders = live.body["orders"].as_array().unwrap();
+    assert!(
+        orders
+            .iter()
+            .any(|o| o["id"] == order.as_str() && o["stage"] == "rider_assigned")
+    );
+    assert_eq!(app.get("/v1/ops/live", &rider.1).await.status, 403);
+    // Ops closing a restaurant is audited too.
+    let (restaurant, _) = app.restaurant().await;
+    let closed = app
+        .put(
+            &format!("/v1/restaurants/{restaurant}/status"),
+            &app.ops,
+            json!({"open": false}),
+        )
+        .await;
+    assert_eq!(closed.status, 200);
+    let entries = audit(&app).await;
+    assert_eq!(entries[0]["action"], "restaurant_close");
+    assert_eq!(entries[0]["target"], format!("restaurant:{restaurant}"));
+}

@@ -3,8 +3,9 @@
 //! audit log in the same commit as its effect on the order.
 
 use super::Engine;
-use crate::actors::dispatcher::{HandOver, SetRiderStatus, TakeBack};
+use crate::actors::dispatcher::{HandOver, ListRiders, SetRiderStatus, TakeBack};
 use crate::actors::error::EngineError;
+use crate::actors::order::GetOrder;
 use crate::actors::supervision::{ActorKind, Failure};
 use crate::domain::{Command, Order, OrderId, Rider, RiderId, RiderStatus, Stage};
 use crate::persistence::audit::AuditEntry;
@@ -51,12 +52,31 @@ impl Engine {
             .collect()
     }
 
+    /// Every rider and up to `limit` live orders, for the console's map and table.
+    pub async fn live_view(&self, limit: usize) -> Result<(Vec<Rider>, Vec<Order>), EngineError> {
+        let riders = self.dispatcher.send(ListRiders).await?;
+        let asks = self
+            .services
+            .directory
+            .order_actors(limit)
+            .into_iter()
+            .map(|addr| addr.send(GetOrder));
+        let orders = futures_util::future::join_all(asks)
+            .await
+            .into_iter()
+            // An actor that stopped meanwhile (its order finished) is simply left out.
+            .filter_map(Result::ok)
+            .collect();
+        Ok((riders, orders))
+    }
+
     /// The latest ops actions, newest first.
     pub async fn audit(&self, limit: i64) -> Result<Vec<AuditEntry>, EngineError> {
         Ok(self.services.store.audit(limit).await?)
     }
 
-    async fn record_action(
+    /// Writes an ops action to the audit log.
+    pub async fn record_action(
         &self,
         actor: &str,
         action: &str,

@@ -21,6 +21,9 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Share of orders a restaurant accepts, and of offers a rider accepts.
 const RESTAURANT_ACCEPTS: f64 = 0.9;
 const RIDER_ACCEPTS: f64 = 0.8;
+/// How long a demo rider takes to reach the restaurant, then the customer.
+const RIDE_TO_RESTAURANT: Duration = Duration::from_secs(12);
+const RIDE_TO_CUSTOMER: Duration = Duration::from_secs(12);
 /// Share of customers who cancel, a little after ordering.
 const CUSTOMER_CANCELS: f64 = 0.05;
 
@@ -197,9 +200,11 @@ async fn rider(city: City, id: String, start: (f64, f64), seed: u64) {
                         let Some(order) = msg["order"]["id"].as_str().map(str::to_owned) else { continue };
                         let (city, token) = (city.clone(), token.clone());
                         actix_web::rt::spawn(async move {
-                            actix_web::rt::time::sleep(Duration::from_secs(3)).await;
+                            // The ride to the restaurant, then to the customer (an order
+                            // handed to another rider meanwhile is no longer this one's).
+                            actix_web::rt::time::sleep(RIDE_TO_RESTAURANT).await;
                             let _ = city.client.order_step(&token, &order, "pickup").await;
-                            actix_web::rt::time::sleep(Duration::from_secs(6)).await;
+                            actix_web::rt::time::sleep(RIDE_TO_CUSTOMER).await;
                             let _ = city.client.order_step(&token, &order, "deliver").await;
                         });
                     }

@@ -103,6 +103,13 @@ fn main() -> anyhow::Result<()> {
             let base = format!("http://127.0.0.1:{}", app.port());
             tracing::info!(%base, "dabba demo: server up, populating the city");
             let keys = config.secrets.keys(&config.data_dir, config.lifetimes)?;
+            // A ready link: the token rides in the fragment, which the browser never sends.
+            let ops = keys.mint(
+                dabba::tokens::Role::Ops,
+                uuid::Uuid::new_v4(),
+                chrono::Duration::hours(2),
+            );
+            println!("dabba demo: open the ops console at {base}/ops#token={ops}");
             actix_web::rt::spawn(demo::run(base, keys, city));
             app.run_until_stopped().await.context("server")
         }),
