@@ -8,6 +8,8 @@
 #   DABBA_TEST_LIMITER    `redis` puts every test server's rate limiter in Redis (second pass)
 #   DABBA_TEST_KAFKA_BROKERS  a Kafka-protocol broker to publish to (default: a tansu broker
 #                         this script installs once into ~/.cache/dabba-tools and starts)
+#   DABBA_CHROMIUM        the browser for the console test (default /usr/bin/chromium, installed
+#                         from Debian's packages when missing)
 #   CI=true               a missing service is a failure, never a skipped pass
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -92,6 +94,26 @@ ensure_kafka() {
   export DABBA_TEST_KAFKA_BROKERS="127.0.0.1:$KAFKA_PORT"
 }
 
+# The browser test: Debian's chromium (installed once) driven by playwright-core from npm
+# (pinned in tests/browser/package-lock.json; it downloads no browser).
+CHROMIUM=${DABBA_CHROMIUM:-/usr/bin/chromium}
+ensure_browser() {
+  command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || return 1
+  if [ ! -x "$CHROMIUM" ]; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+      log "installing chromium from Debian's packages"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null ||
+        { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium >/dev/null; }
+    fi
+    [ -x "$CHROMIUM" ] || return 1
+  fi
+  if [ ! -d tests/browser/node_modules/playwright-core ]; then
+    log "installing playwright-core (npm ci in tests/browser)"
+    (cd tests/browser && npm ci --no-audit --no-fund --silent)
+  fi
+  export DABBA_CHROMIUM="$CHROMIUM"
+}
+
 drop_test_databases() {
   command -v psql >/dev/null 2>&1 || return 0
   psql "$PG_URL" -Atqc "SELECT datname FROM pg_database WHERE datname LIKE 'dabba_test_%'" 2>/dev/null |
@@ -145,5 +167,13 @@ bash scripts/fuzz-api.sh
 
 log "load generator smoke run (10 s, no thresholds)"
 bash scripts/load-smoke.sh
+
+if ensure_browser; then
+  log "the ops console in a real browser (Debian's chromium, playwright-core), during a demo"
+  node tests/browser/console.mjs
+else
+  echo "A browser test needs Node.js with npm, and chromium (apt-get install chromium)." >&2
+  exit 1
+fi
 
 log "all tests passed"
