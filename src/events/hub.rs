@@ -38,6 +38,8 @@ pub struct Push {
     /// An event of the log (replayable), not a transient push.
     pub logged: bool,
     pub text: Arc<str>,
+    /// When it was queued to the session (its push latency runs from here).
+    pub queued: std::time::Instant,
 }
 
 /// One listening session: its queue, and how to tell it that it was dropped.
@@ -136,7 +138,17 @@ impl Hub {
             for audience in audiences {
                 for sub in subs.get(audience).into_iter().flatten() {
                     let text = stamped.get_or_insert_with(|| stamp(text, seq)).clone();
-                    if sub.queue.try_send(Push { seq, logged, text }).is_err() {
+                    let queued = std::time::Instant::now();
+                    if sub
+                        .queue
+                        .try_send(Push {
+                            seq,
+                            logged,
+                            text,
+                            queued,
+                        })
+                        .is_err()
+                    {
                         sub.dropped.notify_one();
                         lagging.push((*audience, sub.id));
                     }

@@ -211,6 +211,12 @@ pub const CATALOGUE: &[Entry] = &[
     // Sockets
     ("dabba_ws_connections", Gauge, "", "open WebSockets"),
     (
+        "dabba_ws_push_seconds",
+        Histogram,
+        "",
+        "from a push queued to a socket to its frame written",
+    ),
+    (
         "dabba_ws_refused_total",
         Counter,
         "reason",

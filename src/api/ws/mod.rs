@@ -222,7 +222,10 @@ async fn run(
                 match push {
                     // Already replayed from the log.
                     Some(push) if push.logged && sent_up_to.is_some_and(|s| push.seq <= s) => {}
-                    Some(push) => if let Err(end) = link.send(&push.text).await { break end; },
+                    Some(push) => {
+                        if let Err(end) = link.send(&push.text).await { break end; }
+                        metrics::histogram!("dabba_ws_push_seconds").record(push.queued.elapsed().as_secs_f64());
+                    }
                     None => break End::Cut("too_slow"),
                 }
             }
