@@ -13,7 +13,9 @@ use super::extract::{ValidJson, optional_text};
 use super::orders::{DeliveryInput, ItemInput, PaymentInput, delivery, validate_items};
 use crate::actors::Engine;
 use crate::actors::{EngineError, NewRecurring};
-use crate::domain::recurring::{OccurrenceRecord, Recurring, Schedule, ScheduleSpec};
+use crate::domain::recurring::{
+    OccurrenceRecord, Recurring, Schedule, ScheduleError, ScheduleSpec,
+};
 use crate::domain::{CustomerId, Delivery, ItemId, PaymentMethod, RecurringId, RestaurantId};
 
 #[derive(Deserialize, ToSchema)]
@@ -105,8 +107,17 @@ pub struct RecurringList {
     pub recurring_orders: Vec<RecurringView>,
 }
 
+/// A malformed schedule is `400`; a well-formed one naming a time zone that does not exist is
+/// `422 invalid_schedule` (as a delivery point out of range is `422`).
 fn schedule(spec: ScheduleSpec) -> Result<Schedule, ApiError> {
-    Schedule::try_from(spec).map_err(|e| ApiError::invalid(e.to_string()))
+    Schedule::try_from(spec).map_err(|e| match e {
+        ScheduleError::UnknownTimeZone(_) => ApiError::new(
+            actix_web::http::StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_schedule",
+            e.to_string(),
+        ),
+        other => ApiError::invalid(other.to_string()),
+    })
 }
 
 /// Only its customer changes a recurring order; ops may read it.
@@ -122,7 +133,7 @@ fn owner(caller: &Caller) -> impl FnOnce(&Recurring) -> Result<(), EngineError> 
 
 #[utoipa::path(post, path = "/v1/recurring-orders", tag = "orders", request_body = CreateRecurring,
     responses((status = 201, body = RecurringView), (status = 400), (status = 403), (status = 404),
-        (status = 422, description = "out_of_radius or item_unavailable")),
+        (status = 422, description = "out_of_radius, item_unavailable or invalid_schedule (unknown time zone)")),
     security(("bearer" = [])))]
 #[post("/v1/recurring-orders")]
 pub async fn create(
@@ -193,7 +204,9 @@ pub async fn list(
 
 #[utoipa::path(patch, path = "/v1/recurring-orders/{id}", tag = "orders", params(("id" = Uuid, Path)),
     request_body = UpdateRecurring,
-    responses((status = 200, body = RecurringView), (status = 400), (status = 403), (status = 404)),
+    responses((status = 200, body = RecurringView, description = "the recurring order (unchanged when the body changes nothing)"),
+        (status = 400), (status = 403), (status = 404),
+        (status = 422, description = "invalid_schedule (unknown time zone)")),
     security(("bearer" = [])))]
 #[patch("/v1/recurring-orders/{id}")]
 pub async fn update(
@@ -203,9 +216,6 @@ pub async fn update(
     body: ValidJson<UpdateRecurring>,
 ) -> ApiResult<HttpResponse> {
     let b = body.0;
-    if b.paused.is_none() && b.schedule.is_none() {
-        return Err(ApiError::invalid("give paused, schedule or both"));
-    }
     let schedule = b.schedule.map(schedule).transpose()?;
     let r = engine
         .update_recurring(RecurringId(*id), owner(&caller), b.paused, schedule)

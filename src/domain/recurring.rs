@@ -19,15 +19,39 @@ pub const PLACE_AHEAD: Duration = Duration::minutes(60);
 /// How far ahead a search for the next day goes (a schedule with a day and few skips finds
 /// one within weeks; the bound only stops a pathological skip list).
 const SEARCH_DAYS: i64 = 400;
-const DAY_NAMES: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+/// A day of the week, as clients write it.
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Day {
+    Mon,
+    Tue,
+    Wed,
+    Thu,
+    Fri,
+    Sat,
+    Sun,
+}
+
+impl Day {
+    /// Monday first.
+    const ALL: [Day; 7] = [
+        Day::Mon,
+        Day::Tue,
+        Day::Wed,
+        Day::Thu,
+        Day::Fri,
+        Day::Sat,
+        Day::Sun,
+    ];
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ScheduleError {
     #[error("schedule.days must name at least one day")]
     NoDays,
-    #[error("schedule.days: unknown day {0:?} (use mon, tue, wed, thu, fri, sat, sun)")]
-    UnknownDay(String),
-    #[error("schedule.time must be HH:MM (24-hour), not {0:?}")]
+    #[error("schedule.time must be HH:MM (24-hour, two digits each), not {0:?}")]
     BadTime(String),
     #[error("schedule.timezone: unknown time zone {0:?} (an IANA name like Asia/Kolkata)")]
     UnknownTimeZone(String),
@@ -36,14 +60,14 @@ pub enum ScheduleError {
 /// The schedule as clients write it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ScheduleSpec {
-    /// Days of the week: `mon` … `sun`.
+    /// Days of the week (a day named twice counts once).
     #[schema(min_items = 1, max_items = 7)]
-    pub days: Vec<String>,
-    /// Local delivery time, `HH:MM`.
-    #[schema(example = "13:00")]
+    pub days: Vec<Day>,
+    /// Local delivery time, `HH:MM` (24-hour).
+    #[schema(example = "13:00", pattern = "^([01][0-9]|2[0-3]):[0-5][0-9]$")]
     pub time: String,
     /// IANA time zone, e.g. `Asia/Kolkata`.
-    #[schema(example = "Asia/Kolkata")]
+    #[schema(example = "Asia/Kolkata", min_length = 1, max_length = 64)]
     pub timezone: String,
 }
 
@@ -63,17 +87,22 @@ impl TryFrom<ScheduleSpec> for Schedule {
     fn try_from(spec: ScheduleSpec) -> Result<Self, Self::Error> {
         let mut days = [false; 7];
         for d in &spec.days {
-            let i = DAY_NAMES
-                .iter()
-                .position(|n| n.eq_ignore_ascii_case(d.trim()))
-                .ok_or_else(|| ScheduleError::UnknownDay(d.clone()))?;
-            days[i] = true;
+            days[*d as usize] = true;
         }
         if !days.contains(&true) {
             return Err(ScheduleError::NoDays);
         }
-        let time = NaiveTime::parse_from_str(&spec.time, "%H:%M")
-            .map_err(|_| ScheduleError::BadTime(spec.time.clone()))?;
+        let bad_time = || ScheduleError::BadTime(spec.time.clone());
+        // Exactly `HH:MM`: chrono alone would also take `1:00`.
+        let two_digits = spec.time.len() == 5
+            && spec
+                .time
+                .char_indices()
+                .all(|(i, c)| if i == 2 { c == ':' } else { c.is_ascii_digit() });
+        if !two_digits {
+            return Err(bad_time());
+        }
+        let time = NaiveTime::parse_from_str(&spec.time, "%H:%M").map_err(|_| bad_time())?;
         let zone: Tz = spec
             .timezone
             .parse()
@@ -85,11 +114,11 @@ impl TryFrom<ScheduleSpec> for Schedule {
 impl From<Schedule> for ScheduleSpec {
     fn from(s: Schedule) -> Self {
         ScheduleSpec {
-            days: DAY_NAMES
-                .iter()
+            days: Day::ALL
+                .into_iter()
                 .zip(s.days)
                 .filter(|(_, on)| *on)
-                .map(|(n, _)| (*n).to_owned())
+                .map(|(d, _)| d)
                 .collect(),
             time: s.time.format("%H:%M").to_string(),
             timezone: s.zone.name().to_owned(),

@@ -101,6 +101,9 @@ impl Engine {
         let _one_at_a_time = self.recurring_lock.lock().await;
         let mut r = self.recurring(id).await?;
         check(&r)?;
+        if schedule.is_none() && paused.is_none_or(|p| p == r.paused) {
+            return Ok(r); // nothing to change
+        }
         let now = self.now();
         if let Some(schedule) = schedule {
             r = r.reschedule(schedule, now);
