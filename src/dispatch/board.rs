@@ -12,7 +12,6 @@ use chrono::{DateTime, Duration, Utc};
 use super::effects::Effects;
 pub use super::state::DispatchStats;
 pub(super) use super::state::{Assignment, Job, JobState, Offer, Rider};
-use crate::domain;
 use crate::domain::{CustomerId, Delivery, LatLng, OrderId, RiderId, RiderStatus};
 use crate::events::hub::Audience;
 use crate::geo::{PointIndex, distance_m};
@@ -84,45 +83,6 @@ impl Board {
             rev: 1,
             saved_at: None,
         });
-    }
-
-    /// Where the rider is and the order it carries, if any.
-    pub fn whereabouts(&self, id: RiderId) -> Option<(Option<LatLng>, Option<OrderId>)> {
-        let r = self.riders.get(&id)?;
-        Some((r.location, r.order.map(|a| a.order_id)))
-    }
-
-    /// Every rider, for the ops view.
-    pub fn all_riders(&self) -> Vec<domain::Rider> {
-        self.riders
-            .keys()
-            .filter_map(|id| self.rider(*id))
-            .collect()
-    }
-
-    pub fn rider(&self, id: RiderId) -> Option<domain::Rider> {
-        let r = self.riders.get(&id)?;
-        Some(domain::Rider {
-            id,
-            name: r.name.clone(),
-            status: r.status,
-            location: r.location,
-            offer: r.offer.map(|o| (o.order_id, o.expires_at)),
-            order_id: r.order.map(|a| a.order_id),
-        })
-    }
-
-    pub fn stats(&self) -> DispatchStats {
-        DispatchStats {
-            riders: self.riders.len(),
-            available: self.available.len(),
-            waiting_orders: self
-                .jobs
-                .values()
-                .filter(|j| j.state == JobState::Waiting)
-                .count(),
-            dispatching_orders: self.jobs.len(),
-        }
     }
 
     /// A rider going available or offline (`busy` is the board's own to set).
@@ -227,6 +187,26 @@ impl Board {
         if self.jobs.contains_key(&order_id) || self.carrying.contains_key(&order_id) {
             return fx;
         }
+        self.open_job(
+            order_id,
+            (restaurant, delivery),
+            HashSet::new(),
+            now,
+            &mut fx,
+        );
+        fx
+    }
+
+    /// A new job for `order_id`, with `tried` already asked this round; offered at once if a
+    /// rider fits, else written to wait.
+    pub(super) fn open_job(
+        &mut self,
+        order_id: OrderId,
+        (restaurant, delivery): (OfferRestaurant, Delivery),
+        tried: HashSet<RiderId>,
+        now: DateTime<Utc>,
+        fx: &mut Effects,
+    ) {
         self.next_seq += 1;
         self.jobs.insert(
             order_id,
@@ -234,7 +214,7 @@ impl Board {
                 seq: self.next_seq,
                 restaurant,
                 delivery,
-                tried: HashSet::new(),
+                tried,
                 offers: 0,
                 round_ends: None,
                 pending: None,
@@ -242,10 +222,9 @@ impl Board {
                 state: JobState::Waiting,
             },
         );
-        if !self.try_offer(order_id, now, &mut fx) {
+        if !self.try_offer(order_id, now, fx) {
             fx.writes.extend(self.job_write(order_id, now));
         }
-        fx
     }
 
     /// The customer moved the delivery point: later offers show the new one.
@@ -256,28 +235,6 @@ impl Board {
     }
 
     /// A rider's answer to its open offer.
-    /// The offer a rider has open now, as it was pushed (for a socket that reconnects: offers
-    /// are not in the event log).
-    pub fn open_offer(&self, rider: RiderId, now: DateTime<Utc>) -> Option<ServerMessage> {
-        let offer = self
-            .riders
-            .get(&rider)?
-            .offer
-            .filter(|o| o.expires_at > now)?;
-        let job = self.jobs.get(&offer.order_id)?;
-        Some(ServerMessage::Offer {
-            order_id: offer.order_id,
-            restaurant: job.restaurant.clone(),
-            delivery: job.delivery.clone(),
-            expires_at: offer.expires_at,
-        })
-    }
-
-    /// Offers of the order so far, every round.
-    pub fn offered(&self, order_id: OrderId) -> u32 {
-        self.jobs.get(&order_id).map_or(0, |j| j.offers)
-    }
-
     pub fn answer(
         &mut self,
         rider: RiderId,
@@ -436,7 +393,7 @@ impl Board {
         }));
     }
 
-    pub(super) fn job_write(&self, order_id: OrderId, now: DateTime<Utc>) -> Option<Write> {
+    fn job_write(&self, order_id: OrderId, now: DateTime<Utc>) -> Option<Write> {
         let job = self.jobs.get(&order_id)?;
         Some(Write::SaveJob(JobRecord {
             order_id,

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 
 use super::board::{Board, DispatchError};
 use super::effects::Effects;
-use super::state::{Assignment, Job, JobState};
+use super::state::{Assignment, JobState};
 use crate::domain::{Delivery, LatLng, OrderId, RiderId, RiderStatus};
 use crate::events::hub::Audience;
 use crate::persistence::AttemptOutcome;
@@ -111,24 +111,13 @@ impl Board {
         let from = self.carrier_before_pickup(order_id)?;
         let mut fx = Effects::default();
         self.unload(from, order_id, now, &mut fx);
-        self.next_seq += 1;
-        self.jobs.insert(
+        self.open_job(
             order_id,
-            Job {
-                seq: self.next_seq,
-                restaurant,
-                delivery,
-                tried: HashSet::from([from]),
-                offers: 0,
-                round_ends: None,
-                pending: None,
-                deadline: now + self.config.deadline,
-                state: JobState::Waiting,
-            },
+            (restaurant, delivery),
+            HashSet::from([from]),
+            now,
+            &mut fx,
         );
-        if !self.try_offer(order_id, now, &mut fx) {
-            fx.writes.extend(self.job_write(order_id, now));
-        }
         self.offer_waiting_where(|_| true, now, &mut fx);
         Ok((fx, from))
     }

@@ -11,6 +11,7 @@ mod state;
 #[cfg(test)]
 mod tests;
 mod timers;
+mod views;
 
 pub use board::{Board, BoardConfig, DispatchError, DispatchStats};
 pub use effects::{Effects, Push};
