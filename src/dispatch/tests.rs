@@ -186,6 +186,10 @@ impl World {
                     Ok((fx, was)) => {
                         prop_assert!(self.board.carrying.get(&id).is_none_or(|r| *r != was));
                         prop_assert!(self.board.jobs.contains_key(&id), "dispatched again");
+                        // Ops start a new round, without the rider it was taken from: that
+                        // rider counts as asked now, everyone else may be asked at once.
+                        self.offered.retain(|(o, _), _| *o != id);
+                        self.offered.insert((id, was), now);
                         Some(fx)
                     }
                     Err(_) => None,
