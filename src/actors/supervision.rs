@@ -91,8 +91,8 @@ impl ActorBook {
         let book = self.of(kind);
         let now = book.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         book.most_in_flight.fetch_max(now, Ordering::Relaxed);
-        metrics::gauge!("dabba_actor_mailbox", "kind" => kind.as_str()).set(now as f64);
-        InFlight { book, kind }
+        // Two atomics on the request path; the gauge is set when `/metrics` is scraped.
+        InFlight { book }
     }
 
     pub fn figures(&self, kind: ActorKind) -> KindFigures {
@@ -109,13 +109,11 @@ impl ActorBook {
 /// One request in an actor's mailbox (see [`ActorBook::enter`]).
 pub struct InFlight<'a> {
     book: &'a KindBook,
-    kind: ActorKind,
 }
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        let now = self.book.in_flight.fetch_sub(1, Ordering::Relaxed) - 1;
-        metrics::gauge!("dabba_actor_mailbox", "kind" => self.kind.as_str()).set(now as f64);
+        self.book.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
