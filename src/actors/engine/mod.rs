@@ -45,6 +45,10 @@ pub const RESTAURANT_TIMEOUT: &str = "restaurant_timeout";
 /// How far back a customer's history reaches.
 pub const HISTORY_WINDOW: chrono::Duration = chrono::Duration::days(183);
 
+/// How often the ledger is reconciled with the gateways' records (also on demand, at
+/// `GET /v1/ops/reconciliation`).
+const RECONCILE_EVERY: std::time::Duration = std::time::Duration::from_secs(3_600);
+
 /// Engine settings beyond the dispatch rules.
 #[derive(Clone, Debug)]
 pub struct EngineOptions {
@@ -234,7 +238,8 @@ impl Engine {
         }
     }
 
-    /// Periodic jobs: retention, and resolving payments whose outcome was unknown.
+    /// Periodic jobs: desks and recurring orders every second, resolving payments whose outcome
+    /// was unknown, reconciliation every hour, retention.
     fn spawn_housekeeping(&self, retention_every: std::time::Duration) {
         let engine = self.clone();
         self.orders_arbiter.spawn(async move {
@@ -255,6 +260,31 @@ impl Engine {
                 }
                 if let Err(error) = engine.settlement.sweep().await {
                     tracing::warn!(%error, "settlement sweep failed; will retry");
+                }
+            }
+        });
+        let engine = self.clone();
+        self.orders_arbiter.spawn(async move {
+            // First after a full period: a restart does not hammer the gateways' records.
+            let mut every = actix_rt::time::interval_at(
+                actix_rt::time::Instant::now() + RECONCILE_EVERY,
+                RECONCILE_EVERY,
+            );
+            loop {
+                every.tick().await;
+                match engine.reconcile().await {
+                    Ok((checked, mismatches)) if mismatches.is_empty() => {
+                        tracing::info!(
+                            checked,
+                            "reconciliation: the ledger and the gateways agree"
+                        );
+                    }
+                    Ok((checked, mismatches)) => tracing::warn!(
+                        checked,
+                        mismatches = mismatches.len(),
+                        "reconciliation found mismatches: see /v1/ops/reconciliation"
+                    ),
+                    Err(error) => tracing::warn!(%error, "reconciliation failed; will retry"),
                 }
             }
         });
