@@ -7,16 +7,17 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sqlx::Transaction;
-use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
 
 use super::batch::{Write, WriteUnit};
-use super::records::{AttemptRecord, JobRecord, OutboxEvent, PurgeReport, RiderRecord};
+use super::planner::BatchPlan;
+use super::records::{OutboxEvent, PurgeReport};
 use super::rows::{millis, order_json, tried_json};
 use super::stage::{BulkWrites, stage};
-use super::{BatchOutcome, StoreResult, purge_rows};
+use super::{BatchOutcome, StoreError, StoreResult, purge_rows};
+use crate::domain::Order;
 use crate::domain::ledger::LedgerTxn;
 use crate::domain::payment::PaymentOp;
-use crate::domain::{Order, OrderId};
 
 /// How long a request waits for a pooled connection before the store counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
@@ -166,222 +167,128 @@ fn parse_partition_name(name: &str) -> Option<i32> {
     (1..=12).contains(&month).then_some(year * 12 + month - 1)
 }
 
+/// What `dabba_write_batch` raises when a guarded snapshot changed no row.
+const LOST_GUARD: &str = "DB001";
+
 impl BulkWrites for sqlx::Postgres {
-    // One statement whatever the batch size (arrays + UNNEST), so PostgreSQL plans it once.
-    async fn insert_orders(
+    /// One call of `dabba_write_batch` (migration 0012): every kind of row as arrays, so a
+    /// batch costs one round trip here whatever it holds (it used to cost one per kind).
+    async fn write_rows(
         tx: &mut Transaction<'static, Self>,
-        orders: &[&Order],
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO orders (id, customer_id, restaurant_id, rider_id, stage, terminal, placed_at, updated_at, version, body)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bool[],
-                                  $7::int8[], $8::int8[], $9::int8[], $10::text[])",
-        )
-        .bind(orders.iter().map(|o| o.id.to_string()).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| o.customer_id.to_string()).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| o.restaurant_id.to_string()).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| o.rider_id.map(|r| r.to_string())).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| o.stage.as_str()).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| o.stage.is_terminal()).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| millis(o.placed_at)).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| millis(o.updated_at)).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| o.version as i64).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| order_json(o)).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn insert_events(
-        tx: &mut Transaction<'static, Self>,
-        events: &[&OutboxEvent],
+        plan: &BatchPlan<'_>,
     ) -> StoreResult<Vec<i64>> {
-        Ok(sqlx::query_scalar(
-            "INSERT INTO outbox (event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at)
-             SELECT e, k, o, v, c, r, d, p, t
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[],
-                         $8::text[], $9::int8[]) WITH ORDINALITY AS x(e, k, o, v, c, r, d, p, t, n)
-             ORDER BY n
-             RETURNING seq",
-        )
-        .bind(events.iter().map(|e| e.event_id.to_string()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.kind).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.order_id.to_string()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.version as i64).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.to.customer.to_string()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.to.restaurant.to_string()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.to.rider.map(|r| r.to_string())).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| e.payload.to_string()).collect::<Vec<_>>())
-        .bind(events.iter().map(|e| millis(e.at)).collect::<Vec<_>>())
-        .fetch_all(&mut **tx)
-        .await?)
-    }
-
-    async fn update_orders(
-        tx: &mut Transaction<'static, Self>,
-        orders: &[&Order],
-    ) -> StoreResult<u64> {
-        // Unnamed (not cached): planned with this batch's arrays each time. The cached generic
-        // plan guessed their size and joined `orders` badly, tripling this statement's time
-        // (pg_stat_statements under benches/load.sh).
-        let done = sqlx::query(
-            "UPDATE orders AS o SET rider_id = u.rider_id, stage = u.stage, terminal = u.terminal,
-                    updated_at = u.updated_at, version = u.version, body = u.body
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bool[], $5::int8[], $6::int8[],
-                         $7::text[], $8::int8[]) AS u(id, rider_id, stage, terminal, updated_at, version, body, placed_at)
-             WHERE o.id = u.id AND o.placed_at = u.placed_at AND o.version < u.version",
-        )
-        .bind(orders.iter().map(|o| o.id.to_string()).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| o.rider_id.map(|r| r.to_string())).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| o.stage.as_str()).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| o.stage.is_terminal()).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| millis(o.updated_at)).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| o.version as i64).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| order_json(o)).collect::<Vec<_>>())
-        .bind(orders.iter().map(|o| millis(o.placed_at)).collect::<Vec<_>>())
-        .persistent(false)
-        .execute(&mut **tx)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn save_riders(
-        tx: &mut Transaction<'static, Self>,
-        riders: &[&RiderRecord],
-    ) -> StoreResult<u64> {
-        let done = sqlx::query(
-            "INSERT INTO riders (id, name, status, lat, lng, offer_order_id, offer_expires_at, order_id, rev, updated_at)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[], $4::float8[], $5::float8[], $6::text[],
-                                  $7::int8[], $8::text[], $9::int8[], $10::int8[])
-             ON CONFLICT (id) DO UPDATE SET
-                name = excluded.name, status = excluded.status, lat = excluded.lat,
-                lng = excluded.lng, offer_order_id = excluded.offer_order_id,
-                offer_expires_at = excluded.offer_expires_at, order_id = excluded.order_id,
-                rev = excluded.rev, updated_at = excluded.updated_at
-             WHERE riders.rev < excluded.rev",
-        )
-        .bind(riders.iter().map(|r| r.id.to_string()).collect::<Vec<_>>())
-        .bind(riders.iter().map(|r| r.name.as_str()).collect::<Vec<_>>())
-        .bind(riders.iter().map(|r| r.status.as_str()).collect::<Vec<_>>())
-        .bind(riders.iter().map(|r| r.location.map(|l| l.lat)).collect::<Vec<_>>())
-        .bind(riders.iter().map(|r| r.location.map(|l| l.lng)).collect::<Vec<_>>())
-        .bind(riders.iter().map(|r| r.offer.map(|(o, _)| o.to_string())).collect::<Vec<_>>())
-        .bind(riders.iter().map(|r| r.offer.map(|(_, t)| millis(t))).collect::<Vec<_>>())
-        .bind(riders.iter().map(|r| r.order_id.map(|o| o.to_string())).collect::<Vec<_>>())
-        .bind(riders.iter().map(|r| r.rev).collect::<Vec<_>>())
-        .bind(riders.iter().map(|r| millis(r.saved_at)).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-        Ok(done.rows_affected())
-    }
-
-    async fn save_jobs(
-        tx: &mut Transaction<'static, Self>,
-        jobs: &[&JobRecord],
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO dispatch_jobs (order_id, tried, deadline, updated_at)
-             SELECT * FROM UNNEST($1::text[], $2::text[], $3::int8[], $4::int8[])
-             ON CONFLICT (order_id) DO UPDATE SET tried = excluded.tried, deadline = excluded.deadline,
-                updated_at = excluded.updated_at",
-        )
-        .bind(jobs.iter().map(|j| j.order_id.to_string()).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| tried_json(j)).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| millis(j.deadline)).collect::<Vec<_>>())
-        .bind(jobs.iter().map(|j| millis(j.saved_at)).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn insert_ledger(
-        tx: &mut Transaction<'static, Self>,
-        txns: &[&LedgerTxn],
-    ) -> StoreResult<()> {
-        let rows: Vec<(&LedgerTxn, usize)> = txns
-            .iter()
-            .flat_map(|t| (0..t.postings.len()).map(move |line| (*t, line)))
-            .collect();
-        sqlx::query(
-            "INSERT INTO ledger_entries (txn_id, line, kind, order_id, account, amount_cents, at)
-             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::int8[], $7::int8[])
-             ON CONFLICT (txn_id, line) DO NOTHING",
-        )
-        .bind(rows.iter().map(|(t, _)| t.id.to_string()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(_, l)| *l as i64).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(t, _)| t.kind.as_str()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(t, _)| t.order_id.map(|o| o.to_string())).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(t, l)| t.postings[*l].account.key()).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(t, l)| t.postings[*l].amount.0).collect::<Vec<_>>())
-        .bind(rows.iter().map(|(t, _)| millis(t.at)).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn save_payment_ops(
-        tx: &mut Transaction<'static, Self>,
-        ops: &[&PaymentOp],
-    ) -> StoreResult<()> {
-        // One row per key (the planner keeps the last write): ON CONFLICT DO UPDATE may not
-        // touch a row twice in one statement.
-        sqlx::query(
-            "INSERT INTO payment_ops (key, order_id, kind, amount_cents, gateway, reference, status, attempts, error, created_at, updated_at)
-             SELECT k, o, kd, a, g, r, s, n, e, t, t
-             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::text[], $6::text[], $7::text[],
-                         $8::int8[], $9::text[], $10::int8[]) AS x(k, o, kd, a, g, r, s, n, e, t)
-             ON CONFLICT (key) DO UPDATE SET status = excluded.status, attempts = excluded.attempts,
-                error = excluded.error, reference = COALESCE(excluded.reference, payment_ops.reference),
-                gateway = COALESCE(excluded.gateway, payment_ops.gateway), updated_at = excluded.updated_at
-             WHERE payment_ops.status NOT IN ('succeeded', 'voided', 'declined') OR excluded.status = 'voided'",
-        )
-        .bind(ops.iter().map(|o| o.key.clone()).collect::<Vec<_>>())
-        .bind(ops.iter().map(|o| o.order_id.map(|id| id.to_string())).collect::<Vec<_>>())
-        .bind(ops.iter().map(|o| o.kind.as_str()).collect::<Vec<_>>())
-        .bind(ops.iter().map(|o| o.amount.0).collect::<Vec<_>>())
-        .bind(ops.iter().map(|o| o.gateway.clone()).collect::<Vec<_>>())
-        .bind(ops.iter().map(|o| o.reference.clone()).collect::<Vec<_>>())
-        .bind(ops.iter().map(|o| o.status.as_str()).collect::<Vec<_>>())
-        .bind(ops.iter().map(|o| i64::from(o.attempts)).collect::<Vec<_>>())
-        .bind(ops.iter().map(|o| o.error.clone()).collect::<Vec<_>>())
-        .bind(ops.iter().map(|o| millis(o.at)).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn save_attempts(
-        tx: &mut Transaction<'static, Self>,
-        attempts: &[&AttemptRecord],
-    ) -> StoreResult<()> {
-        sqlx::query(
-            "INSERT INTO dispatch_attempts (order_id, n, rider_id, distance_m, offered_at, outcome)
-             SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::float8[], $5::int8[], $6::text[])
-             ON CONFLICT (order_id, n) DO UPDATE SET outcome = excluded.outcome",
-        )
-        .bind(attempts.iter().map(|a| a.order_id.to_string()).collect::<Vec<_>>())
-        .bind(attempts.iter().map(|a| i64::from(a.n)).collect::<Vec<_>>())
-        .bind(attempts.iter().map(|a| a.rider_id.to_string()).collect::<Vec<_>>())
-        .bind(attempts.iter().map(|a| a.distance_m).collect::<Vec<_>>())
-        .bind(attempts.iter().map(|a| millis(a.offered_at)).collect::<Vec<_>>())
-        .bind(attempts.iter().map(|a| a.outcome.as_str()).collect::<Vec<_>>())
-        .execute(&mut **tx)
-        .await?;
-        Ok(())
-    }
-
-    async fn delete_jobs(
-        tx: &mut Transaction<'static, Self>,
-        orders: &[OrderId],
-    ) -> StoreResult<()> {
-        sqlx::query("DELETE FROM dispatch_jobs WHERE order_id = ANY($1::text[])")
-            .bind(orders.iter().map(|o| o.to_string()).collect::<Vec<_>>())
-            .execute(&mut **tx)
-            .await?;
-        Ok(())
+        let call = sqlx::query_scalar::<_, Vec<i64>>(WRITE_BATCH);
+        let call = bind_orders(call, &plan.new_orders, &plan.saved_orders);
+        let call = bind_dispatch(call, plan);
+        let call = bind_money(call, &plan.ledger, &plan.payment_ops);
+        let call = bind_events(call, &plan.events);
+        call.fetch_one(&mut **tx).await.map_err(|e| match e {
+            sqlx::Error::Database(db) if db.code().as_deref() == Some(LOST_GUARD) => {
+                StoreError::LostGuard(db.message().to_owned())
+            }
+            other => other.into(),
+        })
     }
 }
 
+const WRITE_BATCH: &str = "SELECT dabba_write_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+    $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28,
+    $29, $30, $31, $32, $33, $34, $35, $36, $37, $38, $39, $40, $41, $42, $43, $44, $45, $46,
+    $47, $48, $49, $50, $51, $52, $53, $54, $55, $56, $57, $58, $59, $60, $61, $62, $63, $64,
+    $65)";
+
+type Call<'q> = sqlx::query::QueryScalar<'q, sqlx::Postgres, Vec<i64>, PgArguments>;
+
+fn column<T, U>(rows: &[T], f: impl Fn(&T) -> U) -> Vec<U> {
+    rows.iter().map(f).collect()
+}
+
+/// New orders ($1–$10), then saved orders ($11–$18).
+fn bind_orders<'q>(call: Call<'q>, new: &[&Order], saved: &[&Order]) -> Call<'q> {
+    call.bind(column(new, |o| o.id.to_string()))
+        .bind(column(new, |o| o.customer_id.to_string()))
+        .bind(column(new, |o| o.restaurant_id.to_string()))
+        .bind(column(new, |o| o.rider_id.map(|r| r.to_string())))
+        .bind(column(new, |o| o.stage.as_str()))
+        .bind(column(new, |o| o.stage.is_terminal()))
+        .bind(column(new, |o| millis(o.placed_at)))
+        .bind(column(new, |o| millis(o.updated_at)))
+        .bind(column(new, |o| o.version as i64))
+        .bind(column(new, |o| order_json(o)))
+        .bind(column(saved, |o| o.id.to_string()))
+        .bind(column(saved, |o| o.rider_id.map(|r| r.to_string())))
+        .bind(column(saved, |o| o.stage.as_str()))
+        .bind(column(saved, |o| o.stage.is_terminal()))
+        .bind(column(saved, |o| millis(o.updated_at)))
+        .bind(column(saved, |o| o.version as i64))
+        .bind(column(saved, |o| order_json(o)))
+        .bind(column(saved, |o| millis(o.placed_at)))
+}
+
+/// Riders ($19–$28), saved jobs ($29–$32), deleted jobs ($33), attempts ($34–$39).
+fn bind_dispatch<'q>(call: Call<'q>, plan: &BatchPlan<'_>) -> Call<'q> {
+    let riders = &plan.riders;
+    let jobs = &plan.saved_jobs;
+    call.bind(column(riders, |r| r.id.to_string()))
+        .bind(column(riders, |r| r.name.clone()))
+        .bind(column(riders, |r| r.status.as_str()))
+        .bind(column(riders, |r| r.location.map(|l| l.lat)))
+        .bind(column(riders, |r| r.location.map(|l| l.lng)))
+        .bind(column(riders, |r| r.offer.map(|(o, _)| o.to_string())))
+        .bind(column(riders, |r| r.offer.map(|(_, t)| millis(t))))
+        .bind(column(riders, |r| r.order_id.map(|o| o.to_string())))
+        .bind(column(riders, |r| r.rev))
+        .bind(column(riders, |r| millis(r.saved_at)))
+        .bind(column(jobs, |j| j.order_id.to_string()))
+        .bind(column(jobs, |j| tried_json(j)))
+        .bind(column(jobs, |j| millis(j.deadline)))
+        .bind(column(jobs, |j| millis(j.saved_at)))
+        .bind(column(&plan.deleted_jobs, |o| o.to_string()))
+        .bind(column(&plan.attempts, |a| a.order_id.to_string()))
+        .bind(column(&plan.attempts, |a| i64::from(a.n)))
+        .bind(column(&plan.attempts, |a| a.rider_id.to_string()))
+        .bind(column(&plan.attempts, |a| a.distance_m))
+        .bind(column(&plan.attempts, |a| millis(a.offered_at)))
+        .bind(column(&plan.attempts, |a| a.outcome.as_str()))
+}
+
+/// Ledger lines ($40–$46), then gateway operations ($47–$56).
+fn bind_money<'q>(call: Call<'q>, txns: &[&LedgerTxn], ops: &[&PaymentOp]) -> Call<'q> {
+    let lines: Vec<(&LedgerTxn, usize)> = txns
+        .iter()
+        .flat_map(|t| (0..t.postings.len()).map(move |line| (*t, line)))
+        .collect();
+    call.bind(column(&lines, |(t, _)| t.id.to_string()))
+        .bind(column(&lines, |(_, l)| *l as i64))
+        .bind(column(&lines, |(t, _)| t.kind.as_str()))
+        .bind(column(&lines, |(t, _)| t.order_id.map(|o| o.to_string())))
+        .bind(column(&lines, |(t, l)| t.postings[*l].account.key()))
+        .bind(column(&lines, |(t, l)| t.postings[*l].amount.0))
+        .bind(column(&lines, |(t, _)| millis(t.at)))
+        .bind(column(ops, |o| o.key.clone()))
+        .bind(column(ops, |o| o.order_id.map(|id| id.to_string())))
+        .bind(column(ops, |o| o.kind.as_str()))
+        .bind(column(ops, |o| o.amount.0))
+        .bind(column(ops, |o| o.gateway.clone()))
+        .bind(column(ops, |o| o.reference.clone()))
+        .bind(column(ops, |o| o.status.as_str()))
+        .bind(column(ops, |o| i64::from(o.attempts)))
+        .bind(column(ops, |o| o.error.clone()))
+        .bind(column(ops, |o| millis(o.at)))
+}
+
+/// Outbox events ($57–$65), in commit order.
+fn bind_events<'q>(call: Call<'q>, events: &[&OutboxEvent]) -> Call<'q> {
+    call.bind(column(events, |e| e.event_id.to_string()))
+        .bind(column(events, |e| e.kind))
+        .bind(column(events, |e| e.order_id.to_string()))
+        .bind(column(events, |e| e.version as i64))
+        .bind(column(events, |e| e.to.customer.to_string()))
+        .bind(column(events, |e| e.to.restaurant.to_string()))
+        .bind(column(events, |e| e.to.rider.map(|r| r.to_string())))
+        .bind(column(events, |e| e.payload.to_string()))
+        .bind(column(events, |e| millis(e.at)))
+}
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,64 +1,30 @@
 //! Staging a batch, the same steps on either dialect: claims first (an idempotency key, a
-//! rating, a saved response decide whether their unit applies), then the planner's bulk
-//! writes through the dialect's [`BulkWrites`], then the singles and the outbox events.
+//! rating, a saved response decide whether their unit applies), then the planner's rows and
+//! outbox events through the dialect's [`BulkWrites`], then the singles.
 
 use sqlx::{Pool, Transaction};
 
 use super::batch::{UnitOutcome, Write, WriteUnit};
 use super::dialect::{Dialect, execute, fetch_optional};
 use super::planner::{BatchPlan, plan};
-use super::records::{AttemptRecord, CommittedEvent, JobRecord, OutboxEvent, RiderRecord};
+use super::records::CommittedEvent;
 use super::rows::KeyRow;
 use super::{BatchOutcome, StoreError, StoreResult, statements as sql};
-use crate::domain::ledger::LedgerTxn;
-use crate::domain::payment::PaymentOp;
-use crate::domain::{Order, OrderId};
 
-/// Rows per bulk statement (well under both dialects' bind-parameter limits).
+/// Rows per multi-row statement on SQLite (well under its bind-parameter limit).
 pub const BULK_ROWS: usize = 500;
 
-/// The writes each dialect does its own way: in bulk on PostgreSQL (arrays + UNNEST, one
-/// round trip whatever the size), a statement per row on SQLite (in process, no round trip).
+/// The writes each dialect does its own way: every row of a plan but its singles, in one
+/// call (PostgreSQL: one function, so one round trip whatever the batch holds; SQLite: in
+/// process, a statement per kind of row or per row).
 pub trait BulkWrites: Dialect {
-    async fn insert_orders(
+    /// Writes the plan's orders, riders, jobs, ledger, payment operations, attempts and, last,
+    /// its outbox events; returns the events' sequence numbers in row order. A guarded
+    /// snapshot that changes no row (an older version or revision) fails with
+    /// [`StoreError::LostGuard`].
+    async fn write_rows(
         tx: &mut Transaction<'static, Self>,
-        orders: &[&Order],
-    ) -> StoreResult<()>;
-    /// Rows changed: an update whose stored version is not older changes none.
-    async fn update_orders(
-        tx: &mut Transaction<'static, Self>,
-        orders: &[&Order],
-    ) -> StoreResult<u64>;
-    /// Rows changed: a snapshot whose stored revision is not older changes none.
-    async fn save_riders(
-        tx: &mut Transaction<'static, Self>,
-        riders: &[&RiderRecord],
-    ) -> StoreResult<u64>;
-    async fn save_jobs(tx: &mut Transaction<'static, Self>, jobs: &[&JobRecord])
-    -> StoreResult<()>;
-    async fn delete_jobs(
-        tx: &mut Transaction<'static, Self>,
-        orders: &[OrderId],
-    ) -> StoreResult<()>;
-    /// Appends ledger postings; a transaction already stored is skipped.
-    async fn insert_ledger(
-        tx: &mut Transaction<'static, Self>,
-        txns: &[&LedgerTxn],
-    ) -> StoreResult<()>;
-    /// Records gateway operations (one per key) or moves them on.
-    async fn save_payment_ops(
-        tx: &mut Transaction<'static, Self>,
-        ops: &[&PaymentOp],
-    ) -> StoreResult<()>;
-    /// Records dispatch attempts (one per order and number) or their outcomes.
-    async fn save_attempts(
-        tx: &mut Transaction<'static, Self>,
-        attempts: &[&AttemptRecord],
-    ) -> StoreResult<()>;
-    /// The outbox sequence numbers drawn, in row order.
-    async fn insert_events(
-        tx: &mut Transaction<'static, Self>,
-        events: &[&OutboxEvent],
+        plan: &BatchPlan<'_>,
     ) -> StoreResult<Vec<i64>>;
 }
 
@@ -141,46 +107,25 @@ where
     DB: BulkWrites,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
 {
-    for chunk in plan.new_orders.chunks(BULK_ROWS) {
-        DB::insert_orders(tx, chunk).await?;
+    let mut seqs = DB::write_rows(tx, plan).await?;
+    // Sequences are drawn in row order; sort so RETURNING's order does not matter.
+    seqs.sort_unstable();
+    if seqs.len() != plan.events.len() {
+        return Err(StoreError::Corrupt(format!(
+            "{} outbox events written, {} sequence numbers returned",
+            plan.events.len(),
+            seqs.len()
+        )));
     }
-    for chunk in plan.saved_orders.chunks(BULK_ROWS) {
-        let changed = DB::update_orders(tx, chunk).await?;
-        guard("order", "version", chunk.len(), changed)?;
-    }
-    for chunk in plan.riders.chunks(BULK_ROWS) {
-        let changed = DB::save_riders(tx, chunk).await?;
-        guard("rider", "revision", chunk.len(), changed)?;
-    }
-    for chunk in plan.saved_jobs.chunks(BULK_ROWS) {
-        DB::save_jobs(tx, chunk).await?;
-    }
-    for chunk in plan.deleted_jobs.chunks(BULK_ROWS) {
-        DB::delete_jobs(tx, chunk).await?;
-    }
-    for chunk in plan.ledger.chunks(BULK_ROWS / 4) {
-        DB::insert_ledger(tx, chunk).await?;
-    }
-    for chunk in plan.payment_ops.chunks(BULK_ROWS) {
-        DB::save_payment_ops(tx, chunk).await?;
-    }
-    for chunk in plan.attempts.chunks(BULK_ROWS) {
-        DB::save_attempts(tx, chunk).await?;
+    for (seq, e) in seqs.into_iter().zip(&plan.events) {
+        outcome.events.push(CommittedEvent {
+            seq,
+            event: (*e).clone(),
+        });
     }
     for write in &plan.singles {
         for stmt in single(write)? {
             execute(&mut **tx, stmt).await?;
-        }
-    }
-    for chunk in plan.events.chunks(BULK_ROWS) {
-        let mut seqs = DB::insert_events(tx, chunk).await?;
-        // Sequences are drawn in row order; sort so RETURNING's order does not matter.
-        seqs.sort_unstable();
-        for (seq, e) in seqs.into_iter().zip(chunk) {
-            outcome.events.push(CommittedEvent {
-                seq,
-                event: (*e).clone(),
-            });
         }
     }
     Ok(())
@@ -188,7 +133,7 @@ where
 
 /// Every guarded snapshot must change its row: one that does not lost a race to a newer
 /// snapshot, which must fail the request rather than answer 2xx for a write that did not land.
-fn guard(what: &str, by: &str, wanted: usize, changed: u64) -> StoreResult<()> {
+pub fn guard(what: &str, by: &str, wanted: usize, changed: u64) -> StoreResult<()> {
     if changed as usize == wanted {
         return Ok(());
     }
