@@ -1,16 +1,18 @@
-//! Rate limiting: a token bucket per (class, subject or client address), in Redis when `REDIS_URL` is set (one
-//! atomic Lua script, so every node shares the buckets) and in-process otherwise, with the
-//! same semantics. If Redis fails, the in-process buckets take over and say so in logs and
+//! Rate limiting: a token bucket per (class, subject or client address), shared between nodes
+//! through Redis when `REDIS_URL` is set ([`super::shared_limits`]: decided from a local copy,
+//! settled with Redis right behind the request) and in-process otherwise, with the same
+//! semantics. If Redis fails, the in-process buckets take over and say so in logs and
 //! `dabba_rate_limiter_fallback_total`; a limiter outage never turns requests into errors.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
 use super::error::ApiError;
+use super::shared_limits::{Shared, SharedBuckets};
 
 /// What a request costs from: separate buckets so a location stream never starves orders.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -99,17 +101,32 @@ pub struct Bucket {
 
 impl Bucket {
     pub fn full_at(rate: Rate, now: Instant) -> Self {
+        Self::holding(rate, rate.burst, now)
+    }
+
+    /// A bucket with `tokens` left (at most the burst; below zero is debt to refill first).
+    pub fn holding(rate: Rate, tokens: f64, now: Instant) -> Self {
         Self {
-            tokens: rate.burst,
+            tokens: tokens.min(rate.burst),
             at: now,
         }
     }
 
-    pub fn take_at(&mut self, rate: Rate, now: Instant) -> Decision {
+    fn refill(&mut self, rate: Rate, now: Instant) {
         self.tokens = (self.tokens
             + now.saturating_duration_since(self.at).as_secs_f64() * rate.per_sec)
             .min(rate.burst);
         self.at = now;
+    }
+
+    /// Refills, then holds at most `tokens`.
+    pub fn cap_at(&mut self, rate: Rate, tokens: f64, now: Instant) {
+        self.refill(rate, now);
+        self.tokens = self.tokens.min(tokens);
+    }
+
+    pub fn take_at(&mut self, rate: Rate, now: Instant) -> Decision {
+        self.refill(rate, now);
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
             Ok(())
@@ -186,13 +203,60 @@ impl LocalBuckets {
     }
 
     pub fn take_at(&self, class: Class, key: Key, rate: Rate, now: Instant) -> Decision {
+        self.with_bucket(class, key, now, |bucket| {
+            bucket
+                .get_or_insert_with(|| Bucket::full_at(rate, now))
+                .take_at(rate, now)
+        })
+    }
+
+    /// Takes from the bucket only if this node holds one (`None`: ask the shared store), and
+    /// says how many tokens are left.
+    pub fn take_known(
+        &self,
+        class: Class,
+        key: Key,
+        rate: Rate,
+        now: Instant,
+    ) -> Option<(Decision, f64)> {
+        self.with_bucket(class, key, now, |bucket| {
+            bucket.as_mut().map(|b| (b.take_at(rate, now), b.tokens))
+        })
+    }
+
+    /// Holds the bucket with `tokens` left, as the shared store just said.
+    pub fn learn(&self, class: Class, key: Key, rate: Rate, tokens: f64, now: Instant) {
+        self.with_bucket(class, key, now, |bucket| {
+            *bucket = Some(Bucket::holding(rate, tokens, now));
+        });
+    }
+
+    /// Lowers the bucket to `tokens` if it holds more (what other nodes spent, as settling
+    /// with the shared store found); a bucket this node no longer holds stays forgotten.
+    pub fn cap(&self, class: Class, key: Key, rate: Rate, tokens: f64, now: Instant) {
+        self.with_bucket(class, key, now, |bucket| {
+            if let Some(b) = bucket {
+                b.cap_at(rate, tokens, now);
+            }
+        });
+    }
+
+    /// Runs `f` on the (class, key) bucket slot of its shard: `None` if this node holds no
+    /// bucket for it; what `f` leaves there is kept.
+    fn with_bucket<T>(
+        &self,
+        class: Class,
+        key: Key,
+        now: Instant,
+        f: impl FnOnce(&mut Option<Bucket>) -> T,
+    ) -> T {
         let shard = {
             let mut h = std::hash::DefaultHasher::new();
             std::hash::Hash::hash(&key, &mut h);
             (std::hash::Hasher::finish(&h) as usize) % SHARDS
         };
         let expired;
-        let decision = {
+        let result = {
             // A bucket map holds no invariant a panicking holder could break halfway.
             let mut g = self.shards[shard].lock().unwrap_or_else(|p| p.into_inner());
             expired = if now.duration_since(g.rotated_at) >= self.period {
@@ -202,19 +266,20 @@ impl LocalBuckets {
             } else {
                 None
             };
-            let bucket = match g.previous.remove(&(class, key)) {
-                Some(b) => g.current.entry((class, key)).or_insert(b),
-                None => g
-                    .current
-                    .entry((class, key))
-                    .or_insert_with(|| Bucket::full_at(rate, now)),
-            };
-            bucket.take_at(rate, now)
+            let mut slot = g
+                .current
+                .remove(&(class, key))
+                .or_else(|| g.previous.remove(&(class, key)));
+            let result = f(&mut slot);
+            if let Some(bucket) = slot {
+                g.current.insert((class, key), bucket);
+            }
+            result
         };
         // Keys and buckets are plain data: freeing the old generation is one deallocation,
         // done outside the lock.
         drop(expired);
-        decision
+        result
     }
 
     /// Buckets held (both generations), for tests and metrics.
@@ -233,39 +298,18 @@ impl LocalBuckets {
     }
 }
 
-/// Refill and take one token atomically; answers 0 (taken) or milliseconds to wait.
-const TOKEN_BUCKET: &str = r"
-local rate = tonumber(ARGV[1])
-local burst = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local state = redis.call('HMGET', KEYS[1], 'tokens', 'at')
-local tokens = tonumber(state[1]) or burst
-local at = tonumber(state[2]) or now
-tokens = math.min(burst, tokens + (now - at) * rate / 1000)
-local wait = 0
-if tokens >= 1 then
-  tokens = tokens - 1
-else
-  wait = math.ceil((1 - tokens) * 1000 / rate)
-end
-redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'at', now)
-redis.call('PEXPIRE', KEYS[1], math.ceil(burst * 1000 / rate) + 1000)
-return wait
-";
-
 pub struct RateLimiter {
     limits: Limits,
-    local: LocalBuckets,
-    redis: Option<(redis::aio::ConnectionManager, redis::Script)>,
+    local: Arc<LocalBuckets>,
+    shared: Option<Arc<SharedBuckets>>,
 }
 
 impl RateLimiter {
     pub fn in_process(limits: Limits) -> Self {
         Self {
-            local: LocalBuckets::new(&limits),
+            local: Arc::new(LocalBuckets::new(&limits)),
             limits,
-            redis: None,
+            shared: None,
         }
     }
 
@@ -274,10 +318,11 @@ impl RateLimiter {
         match crate::redis_conn::connect(url).await {
             Some(conn) => {
                 tracing::info!("rate limiter: redis");
+                let local = Arc::new(LocalBuckets::new(&limits));
                 Self {
-                    local: LocalBuckets::new(&limits),
+                    shared: Some(SharedBuckets::start(conn, local.clone())),
+                    local,
                     limits,
-                    redis: Some((conn, redis::Script::new(TOKEN_BUCKET))),
                 }
             }
             None => {
@@ -295,7 +340,7 @@ impl RateLimiter {
     }
 
     pub fn backend(&self) -> &'static str {
-        if self.redis.is_some() {
+        if self.shared.is_some() {
             "redis"
         } else {
             "in_process"
@@ -311,19 +356,15 @@ impl RateLimiter {
 
     pub async fn take(&self, class: Class, key: Key) -> Decision {
         let rate = self.limits.of(class);
-        let Some((conn, script)) = &self.redis else {
+        let Some(shared) = &self.shared else {
             return self.local.take(class, key, rate);
         };
         if class == Class::Location {
             return self.local.take(class, key, rate);
         }
-        let mut conn = conn.clone();
-        let mut call = script.key(format!("dabba:rl:{}:{key}", class.as_str()));
-        call.arg(rate.per_sec).arg(rate.burst);
-        match call.invoke_async::<i64>(&mut conn).await {
-            Ok(0) => Ok(()),
-            Ok(wait_ms) => Err(Duration::from_millis(wait_ms.max(1) as u64)),
-            Err(error) => {
+        match shared.take(&self.local, class, key, rate).await {
+            Shared::Decided(decision) => decision,
+            Shared::Unavailable(error) => {
                 tracing::warn!(%error, "rate limiter: redis failed, using in-process buckets");
                 metrics::counter!("dabba_rate_limiter_fallback_total").increment(1);
                 self.local.take(class, key, rate)
@@ -367,6 +408,37 @@ mod tests {
                 .is_ok()
         );
         assert!(b.take(Class::Reads, k, r).is_ok());
+    }
+
+    #[test]
+    fn a_bucket_learned_from_the_shared_store_decides_locally_and_is_capped_by_it() {
+        let b = LocalBuckets::new(&Limits::default());
+        let r = rate(1.0, 5.0);
+        let k = Key::Subject(Uuid::from_u128(3));
+        let now = Instant::now();
+        assert!(
+            b.take_known(Class::Writes, k, r, now).is_none(),
+            "unknown here: ask Redis"
+        );
+        b.learn(Class::Writes, k, r, 2.0, now);
+        assert!(b.take_known(Class::Writes, k, r, now).unwrap().0.is_ok());
+        // Another node spent meanwhile: settling says one token is left; then none.
+        b.cap(Class::Writes, k, r, 0.5, now);
+        assert!(b.take_known(Class::Writes, k, r, now).unwrap().0.is_err());
+        // A cap never adds tokens, and debt is refilled before anything is let through.
+        b.cap(Class::Writes, k, r, 5.0, now);
+        assert!(b.take_known(Class::Writes, k, r, now).unwrap().0.is_err());
+        b.learn(Class::Writes, k, r, -1.0, now);
+        let wait = b
+            .take_known(Class::Writes, k, r, now)
+            .unwrap()
+            .0
+            .unwrap_err();
+        assert!(wait >= Duration::from_secs(2), "{wait:?}");
+        // A cap on a bucket this node does not hold leaves it unknown.
+        let other = Key::Subject(Uuid::from_u128(4));
+        b.cap(Class::Writes, other, r, 1.0, now);
+        assert!(b.take_known(Class::Writes, other, r, now).is_none());
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub mod quotes;
 pub mod recurring;
 pub mod restaurants;
 pub mod riders;
+pub mod shared_limits;
 pub mod supervise;
 pub mod ws;
 

@@ -95,6 +95,38 @@ async fn redis_buckets_are_shared_between_nodes() {
 }
 
 #[actix_web::test]
+async fn nodes_deciding_locally_learn_what_the_others_spent_within_one_settle_window() {
+    let a = spawn_app_with(options(Some(redis_url()))).await;
+    let b = spawn_app_with(Options {
+        database_url: None,
+        ..options(Some(redis_url()))
+    })
+    .await;
+    let restaurant = a.restaurant().await;
+    let (_, customer) = a.customer().await;
+    async fn place(app: &TestApp, customer: &str, restaurant: &str) -> u16 {
+        let body = app.order_body(restaurant, north(100.0));
+        app.post("/v1/orders", customer, body).await.status
+    }
+    let place = |app| place(app, &customer, &restaurant.0);
+    // A takes two of the five (and now decides this bucket locally); B, new to it, sees
+    // three left in Redis and spends them (B has its own database, where this customer is
+    // unknown: past the limiter, its answer is 401).
+    assert_eq!((place(&a).await, place(&a).await), (201, 201));
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    for _ in 0..3 {
+        assert_ne!(place(&b).await, 429);
+    }
+    assert_eq!(place(&b).await, 429, "B's copy is dry");
+    // A still holds three tokens locally: at most one more gets through before its settle
+    // round brings back the shared balance, then A refuses too.
+    let first = place(&a).await;
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let second = place(&a).await;
+    assert_eq!(second, 429, "A learned what B spent (first answer {first})");
+}
+
+#[actix_web::test]
 async fn a_redis_failure_falls_back_to_in_process_buckets() {
     let target = redis_url()
         .trim_start_matches("redis://")
