@@ -68,6 +68,9 @@ const SETTLE_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
 /// Most buckets settled in one script call.
 const SETTLE_CHUNK: usize = 500;
 
+/// Tokens a node let through for one bucket, not yet settled.
+type Unsettled = ((Class, Key), (Rate, u32));
+
 type Spent = HashMap<(Class, Key), (Rate, u32)>;
 
 pub struct SharedBuckets {
@@ -168,7 +171,7 @@ impl SharedBuckets {
     async fn settle_chunk(
         &self,
         local: &LocalBuckets,
-        chunk: &[((Class, Key), (Rate, u32))],
+        chunk: &[Unsettled],
     ) -> redis::RedisResult<()> {
         let mut call = self.settle.prepare_invoke();
         for ((class, key), (rate, spent)) in chunk {
