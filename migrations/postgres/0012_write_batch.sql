@@ -3,6 +3,18 @@
 -- costs BEGIN, this call and COMMIT whatever it holds. Arrays are columns (UNNEST), as before.
 -- A guarded snapshot that changes no row (its stored version or revision is not older)
 -- raises SQLSTATE DB001, which aborts the transaction: the writer reports a lost guard.
+-- Every guarded snapshot must change its row; one that did not lost a race to a newer one.
+CREATE FUNCTION dabba_guard(what TEXT, guard TEXT, wanted BIGINT, changed BIGINT)
+RETURNS VOID LANGUAGE plpgsql AS $fn$
+BEGIN
+    IF changed <> wanted THEN
+        RAISE EXCEPTION USING ERRCODE = 'DB001', MESSAGE = format(
+            '%s of %s %s snapshots were not newer than the stored %s',
+            wanted - changed, wanted, what, guard);
+    END IF;
+END
+$fn$;
+
 CREATE FUNCTION dabba_write_batch(
     -- new orders
     no_id TEXT[], no_customer TEXT[], no_restaurant TEXT[], no_rider TEXT[], no_stage TEXT[],
@@ -49,11 +61,7 @@ BEGIN
                  WHERE o.id = u.id AND o.placed_at = u.placed_at AND o.version < u.version'
             USING so_id, so_rider, so_stage, so_terminal, so_updated, so_version, so_body, so_placed;
         GET DIAGNOSTICS changed = ROW_COUNT;
-        IF changed <> cardinality(so_id) THEN
-            RAISE EXCEPTION USING ERRCODE = 'DB001', MESSAGE = format(
-                '%s of %s order snapshots were not newer than the stored version',
-                cardinality(so_id) - changed, cardinality(so_id));
-        END IF;
+        PERFORM dabba_guard('order', 'version', cardinality(so_id), changed);
     END IF;
     IF cardinality(r_id) > 0 THEN
         INSERT INTO riders (id, name, status, lat, lng, offer_order_id, offer_expires_at, order_id,
@@ -67,11 +75,7 @@ BEGIN
             rev = excluded.rev, updated_at = excluded.updated_at
         WHERE riders.rev < excluded.rev;
         GET DIAGNOSTICS changed = ROW_COUNT;
-        IF changed <> cardinality(r_id) THEN
-            RAISE EXCEPTION USING ERRCODE = 'DB001', MESSAGE = format(
-                '%s of %s rider snapshots were not newer than the stored revision',
-                cardinality(r_id) - changed, cardinality(r_id));
-        END IF;
+        PERFORM dabba_guard('rider', 'revision', cardinality(r_id), changed);
     END IF;
     IF cardinality(j_order) > 0 THEN
         INSERT INTO dispatch_jobs (order_id, tried, deadline, updated_at)

@@ -71,14 +71,20 @@ async fn over_the_limit_is_429_with_retry_after_in_redis() {
     check_limits(&app).await;
 }
 
-#[actix_web::test]
-async fn redis_buckets_are_shared_between_nodes() {
+/// Two servers limiting through one Redis (each with its own store: one server per database).
+async fn two_nodes() -> (TestApp, TestApp) {
     let a = spawn_app_with(options(Some(redis_url()))).await;
     let b = spawn_app_with(Options {
         database_url: None,
         ..options(Some(redis_url()))
     })
     .await;
+    (a, b)
+}
+
+#[actix_web::test]
+async fn redis_buckets_are_shared_between_nodes() {
+    let (a, b) = two_nodes().await;
     let restaurant = a.restaurant().await;
     let (_, customer) = a.customer().await;
     let (placed, _) = place_until_limited(&a, &customer, &restaurant.0).await;
@@ -96,12 +102,7 @@ async fn redis_buckets_are_shared_between_nodes() {
 
 #[actix_web::test]
 async fn nodes_deciding_locally_learn_what_the_others_spent_within_one_settle_window() {
-    let a = spawn_app_with(options(Some(redis_url()))).await;
-    let b = spawn_app_with(Options {
-        database_url: None,
-        ..options(Some(redis_url()))
-    })
-    .await;
+    let (a, b) = two_nodes().await;
     let restaurant = a.restaurant().await;
     let (_, customer) = a.customer().await;
     async fn place(app: &TestApp, customer: &str, restaurant: &str) -> u16 {
