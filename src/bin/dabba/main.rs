@@ -14,6 +14,12 @@ use dabba::config::ServeConfig;
 use dabba::startup::Application;
 use dabba::tokens::{Lifetimes, Role, SecretArgs};
 
+// mimalloc instead of glibc's malloc: under load glibc's allocator took ~11 % of the server's
+// CPU (`_int_malloc`, `malloc_consolidate`, `unlink_chunk`); request and push buffers are
+// small, short-lived and freed on another thread than the one that made them.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "dabba",
