@@ -2,11 +2,14 @@
 //! a new one) echoed in the response and carried by every log line of the request (its span),
 //! and its count and latency by route pattern, method and status.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use tracing::Instrument;
 
@@ -25,6 +28,37 @@ fn request_id(req: &ServiceRequest) -> String {
                     .all(|c| c.is_ascii_alphanumeric() || "-_.:".contains(c))
         })
         .map_or_else(|| uuid::Uuid::new_v4().simple().to_string(), str::to_owned)
+}
+
+/// A route's request counter and latency histogram for one method and status.
+type Handles = (metrics::Counter, metrics::Histogram);
+
+thread_local! {
+    /// Handles already registered on this worker thread: building a labelled key and finding
+    /// it in the registry on every request cost ~2 % of the server's CPU under load. Bounded by
+    /// routes × methods × statuses (unmatched paths share one route label).
+    static HANDLES: RefCell<HashMap<(String, Method, StatusCode), Handles>> =
+        RefCell::new(HashMap::new());
+}
+
+fn handles(route: String, method: Method, status: StatusCode) -> Handles {
+    HANDLES.with(|cache| {
+        cache
+            .borrow_mut()
+            .entry((route, method, status))
+            .or_insert_with_key(|(route, method, status)| {
+                let labels = [
+                    ("route", route.clone()),
+                    ("method", method.as_str().to_owned()),
+                    ("status", status.as_str().to_owned()),
+                ];
+                (
+                    metrics::counter!("dabba_http_requests_total", &labels),
+                    metrics::histogram!("dabba_http_request_duration_seconds", &labels),
+                )
+            })
+            .clone()
+    })
 }
 
 pub async fn middleware<B: MessageBody + 'static>(
@@ -47,14 +81,9 @@ pub async fn middleware<B: MessageBody + 'static>(
         // Rare (handlers answer their errors themselves); the error's own status is counted.
         Err(e) => (e.as_response_error().status_code(), "unmatched".to_owned()),
     };
-    let labels = [
-        ("route", route),
-        ("method", method.as_str().to_owned()),
-        ("status", status.as_str().to_owned()),
-    ];
-    metrics::counter!("dabba_http_requests_total", &labels).increment(1);
-    metrics::histogram!("dabba_http_request_duration_seconds", &labels)
-        .record(started.elapsed().as_secs_f64());
+    let (count, latency) = handles(route, method, status);
+    count.increment(1);
+    latency.record(started.elapsed().as_secs_f64());
     if status.is_server_error() {
         span.in_scope(|| tracing::warn!(status = status.as_u16(), "request failed"));
     }
