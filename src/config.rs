@@ -59,6 +59,10 @@ pub struct ServeConfig {
     /// Microseconds the writer waits for more writes once one is queued (0: take what is queued).
     #[arg(long, env = "DABBA_COMMIT_DELAY_US", default_value_t = 0)]
     pub commit_delay_us: u64,
+    /// Queued writes from which the next batch is staged while the last one commits (below:
+    /// the commit finishes first, so fewer, larger batches; 0: always overlap).
+    #[arg(long, env = "DABBA_COMMIT_OVERLAP_FROM", default_value_t = crate::persistence::writer::OVERLAP_FROM)]
+    pub commit_overlap_from: usize,
     /// Writes that may wait for the writer; beyond this, requests get 503 with Retry-After.
     #[arg(long, env = "DABBA_COMMIT_QUEUE", default_value_t = 16_384)]
     pub commit_queue: usize,
@@ -138,6 +142,7 @@ impl ServeConfig {
             writer: WriterConfig {
                 max_batch: self.commit_max_batch.max(1),
                 max_delay: Duration::from_micros(self.commit_delay_us),
+                overlap_from: self.commit_overlap_from,
                 queue: self.commit_queue.max(1),
                 ..WriterConfig::default()
             },
