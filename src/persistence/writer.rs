@@ -284,11 +284,11 @@ async fn run(
                 None => break,
             }
         }
-        if pending.len() < config.overlap_from {
-            if let Some(c) = inflight.take() {
-                let done = c.commit.await;
-                settle(&store, sink.as_ref(), &health, done, c.units, c.dones).await;
-            }
+        if pending.len() < config.overlap_from
+            && let Some(c) = inflight.take()
+        {
+            let done = c.commit.await;
+            settle(&store, sink.as_ref(), &health, done, c.units, c.dones).await;
         }
         gather(&mut rx, &mut pending, max, config.max_delay).await;
         let take = pending.len().min(max);
