@@ -235,6 +235,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         workers: Some(2),
         commit_max_batch: 256,
         commit_delay_us: 0,
+        commit_overlap_from: dabba::persistence::writer::OVERLAP_FROM,
         commit_queue: opts.commit_queue,
         retention_days: 365,
         fault_injection: opts.faults,
