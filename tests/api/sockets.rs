@@ -25,6 +25,9 @@ async fn a_frame_declaring_a_gigabyte_is_refused_by_its_header_with_memory_flat(
     let ops = crate::process::ops_token();
     let rider = server.client.add_rider(&ops, "big").await.unwrap();
     let token = crate::process::token(dabba::api::auth::Role::Rider, &rider);
+    // Let start-up settle first (the PostgreSQL store's background consumers allocate their
+    // first buffers in the first moments), so the baseline is the idle server.
+    tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(server.child.id());
 
     let mut stream = raw::connect(server.client.base(), false).await;
@@ -49,7 +52,12 @@ async fn a_frame_declaring_a_gigabyte_is_refused_by_its_header_with_memory_flat(
         "the server kept reading a frame it must refuse"
     );
     let grown = rss_kib(server.child.id()).saturating_sub(before);
-    assert!(grown < 4 * 1024, "server RSS grew by {grown} KiB");
+    // What this guards against: a server that reserves and fills what the header declares
+    // (1 GiB), or buffers what it reads (it would have taken all 50 MB above). The idle
+    // server's own background work moves RSS by up to ~6 MiB in mimalloc's steps (seen
+    // 0.2–6.3 MiB over 20 runs, with ~4 MB offered), so the bar sits well above that noise
+    // and well below either failure.
+    assert!(grown < 32 * 1024, "server RSS grew by {grown} KiB");
     // The server is fine.
     assert!(
         server
