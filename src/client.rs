@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use actix_codec::Framed;
+use actix_web::web::Bytes;
 use awc::ws;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -369,20 +370,38 @@ impl Socket {
     /// Frames that are not JSON text are skipped.
     pub async fn event(&mut self) -> Option<Event> {
         loop {
-            match self.framed.next().await? {
-                Ok(ws::Frame::Text(t)) => {
-                    if let Ok(v) = serde_json::from_slice(&t) {
+            match self.frame().await? {
+                Ok(text) => {
+                    if let Ok(v) = serde_json::from_slice(&text) {
                         return Some(Event::Message(v));
                     }
                 }
+                Err(code) => return Some(Event::Closed(code)),
+            }
+        }
+    }
+
+    /// The next text frame as it came, for a reader that wants a few fields of it (the load
+    /// generator: building a whole `Value` per push cost it more than the socket did);
+    /// `None` once the socket is closed.
+    pub async fn next_text(&mut self) -> Option<Bytes> {
+        self.frame().await?.ok()
+    }
+
+    /// The next text frame, or the close code (0 when the server gave none or the stream
+    /// failed); `None` if the stream ended without a close frame.
+    async fn frame(&mut self) -> Option<Result<Bytes, u16>> {
+        loop {
+            match self.framed.next().await? {
+                Ok(ws::Frame::Text(t)) => return Some(Ok(t)),
                 Ok(ws::Frame::Ping(p)) => {
                     let _ = self.framed.send(ws::Message::Pong(p)).await;
                 }
                 Ok(ws::Frame::Close(reason)) => {
-                    return Some(Event::Closed(reason.map_or(0, |r| u16::from(r.code))));
+                    return Some(Err(reason.map_or(0, |r| u16::from(r.code))));
                 }
                 Ok(_) => {}
-                Err(_) => return Some(Event::Closed(0)),
+                Err(_) => return Some(Err(0)),
             }
         }
     }

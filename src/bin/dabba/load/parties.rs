@@ -1,10 +1,12 @@
 //! The simulated parties of `dabba load`: customers ordering open-loop, restaurants answering
 //! from their sockets, riders streaming positions and answering offers.
 
+use std::borrow::Cow;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::LoadConfig;
@@ -84,9 +86,38 @@ pub(super) async fn customer_order(
     }
 }
 
+/// The fields of a push the simulated parties act on. Read borrowed from the frame, the
+/// rest skipped: a whole `serde_json::Value` per push (an order view is ~1 kB) was most of
+/// the generator's CPU, and the generator shares the machine with the server it measures.
+#[derive(Deserialize)]
+pub(super) struct Push<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    sent_at_us: Option<i64>,
+    #[serde(borrow)]
+    order_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    order: Option<PushedOrder<'a>>,
+}
+
+#[derive(Deserialize)]
+pub(super) struct PushedOrder<'a> {
+    #[serde(borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    stage: Option<Cow<'a, str>>,
+}
+
+impl<'a> Push<'a> {
+    /// `None` for a frame that is not a push (the server's frames always are).
+    pub(super) fn read(frame: &'a [u8]) -> Option<Self> {
+        serde_json::from_slice(frame).ok()
+    }
+}
+
 /// Records push latency from the server's `sent_at_us` stamp.
-pub(super) fn record_push(state: &Shared, msg: &Value) {
-    if let Some(sent) = msg["sent_at_us"].as_i64() {
+pub(super) fn record_push(state: &Shared, msg: &Push<'_>) {
+    if let Some(sent) = msg.sent_at_us {
         let lag = chrono::Utc::now().timestamp_micros() - sent;
         state
             .borrow_mut()
@@ -103,16 +134,20 @@ pub(super) async fn restaurant(
     think: Duration,
 ) {
     state.borrow_mut().ws_open += 1;
-    while let Some(msg) = socket.next_json().await {
+    while let Some(frame) = socket.next_text().await {
+        let Some(msg) = Push::read(&frame) else {
+            continue;
+        };
         record_push(&state, &msg);
         if state.borrow().stop {
             break;
         }
-        if msg["type"] != "order.updated" || msg["order"]["stage"] != "awaiting_restaurant" {
-            continue;
-        }
-        let Some(order) = msg["order"]["id"].as_str().map(str::to_owned) else {
-            continue;
+        let order = match msg.order {
+            Some(PushedOrder {
+                id: Some(id),
+                stage: Some(stage),
+            }) if msg.kind == "order.updated" && stage == "awaiting_restaurant" => id.into_owned(),
+            _ => continue,
         };
         let (client, state, token, id) = (client.clone(), state.clone(), token.clone(), id.clone());
         actix_rt::spawn(async move {
@@ -179,19 +214,20 @@ pub(super) async fn rider(
                 if state.borrow().stop { break; }
                 if !state.borrow().moving { continue; }
                 at = (at.0 + rng.random_range(-0.0005..0.0005), at.1 + rng.random_range(-0.0005..0.0005));
-                let frame = json!({"type": "location", "lat": at.0, "lng": at.1});
+                let frame = format!(r#"{{"type":"location","lat":{},"lng":{}}}"#, at.0, at.1);
                 let t = Instant::now();
-                if socket.send_json(&frame).await.is_err() {
+                if socket.send_text(&frame).await.is_err() {
                     state.borrow_mut().error("location_update");
                     break;
                 }
                 state.borrow_mut().record("location_update", t.elapsed());
             }
-            msg = socket.next_json() => {
-                let Some(msg) = msg else { break };
+            frame = socket.next_text() => {
+                let Some(frame) = frame else { break };
+                let Some(msg) = Push::read(&frame) else { continue };
                 record_push(&state, &msg);
-                if msg["type"] == "offer" {
-                        let Some(order) = msg["order_id"].as_str().map(str::to_owned) else { continue };
+                if msg.kind == "offer" {
+                        let Some(order) = msg.order_id.map(Cow::into_owned) else { continue };
                         let asked = state.borrow_mut().accepted_at.remove(&order);
                         if let Some(t) = asked {
                             state.borrow_mut().record("offer_delivery", t.elapsed());
