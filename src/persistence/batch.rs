@@ -98,6 +98,42 @@ impl Write {
                 | Write::SaveResponse { .. }
         )
     }
+
+    /// Whether the planner writes this as a row of the bulk call (no claim, no statement of
+    /// its own). Every variant is named, so a new one must be decided here and in the planner.
+    pub fn is_bulk_row(&self) -> bool {
+        match self {
+            Write::PlaceOrder { idempotency, .. } => idempotency.is_none(),
+            Write::SaveOrder(_)
+            | Write::Event(_)
+            | Write::SaveRider(_)
+            | Write::SaveJob(_)
+            | Write::DeleteJob(_)
+            | Write::SaveAttempt(_)
+            | Write::Ledger(_)
+            | Write::SavePaymentOp(_) => true,
+            Write::SaveCursor { .. }
+            | Write::ParkDeadLetter(_)
+            | Write::DeadLetterReplayed { .. }
+            | Write::AddRestaurant { .. }
+            | Write::SavePayout(_)
+            | Write::SaveMenu { .. }
+            | Write::SetRestaurantStatus { .. }
+            | Write::Audit(_)
+            | Write::SaveRecurring(_)
+            | Write::RecordOccurrence(_)
+            | Write::AddCustomer { .. }
+            | Write::AddRating(_)
+            | Write::SaveResponse { .. } => false,
+        }
+    }
+}
+
+/// Whether a batch is bulk rows only: on PostgreSQL one statement that commits as it returns.
+pub fn is_rows_only(units: &[WriteUnit]) -> bool {
+    units
+        .iter()
+        .all(|u| u.writes.iter().all(Write::is_bulk_row))
 }
 
 #[derive(Clone, Debug, Default)]

@@ -94,10 +94,12 @@ pub struct BatchOutcome {
     pub events: Vec<CommittedEvent>,
 }
 
-/// A batch whose writes are done but not committed; dropping it rolls back.
+/// A batch whose writes are done but not committed (dropping it rolls back), or one that
+/// committed as it was written (a rows-only batch on PostgreSQL, one statement).
 pub enum StagedBatch {
     Sqlite(sqlx::Transaction<'static, sqlx::Sqlite>, BatchOutcome),
     Postgres(sqlx::Transaction<'static, sqlx::Postgres>, BatchOutcome),
+    Committed(BatchOutcome),
 }
 
 impl StagedBatch {
@@ -106,6 +108,7 @@ impl StagedBatch {
             Ok(match self {
                 StagedBatch::Sqlite(tx, outcome) => tx.commit().await.map(|_| outcome)?,
                 StagedBatch::Postgres(tx, outcome) => tx.commit().await.map(|_| outcome)?,
+                StagedBatch::Committed(outcome) => outcome,
             })
         })
         .await
@@ -315,13 +318,17 @@ impl Store {
                     let (tx, outcome) = s.stage_batch(units).await?;
                     StagedBatch::Sqlite(tx, outcome)
                 }
-                Store::Postgres(s) => {
-                    let (tx, outcome) = s.stage_batch(units).await?;
-                    StagedBatch::Postgres(tx, outcome)
-                }
+                Store::Postgres(s) => s.stage_batch(units).await?,
             })
         })
         .await
+    }
+
+    /// Whether [`Store::stage_batch`] commits `units` as it writes them (PostgreSQL, a batch
+    /// of bulk rows only): the writer must let the commit in flight finish first, so that
+    /// batches still commit in queue order.
+    pub fn commits_as_staged(&self, units: &[WriteUnit]) -> bool {
+        matches!(self, Store::Postgres(_)) && batch::is_rows_only(units)
     }
 
     /// Commits units of work in one transaction.

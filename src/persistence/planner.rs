@@ -221,6 +221,30 @@ mod tests {
         assert_eq!(p.payment_ops[0].status, OpStatus::Succeeded);
     }
 
+    /// The writer sends a batch as one committing statement when every write is a bulk row:
+    /// the planner must agree, or a single statement would be skipped.
+    #[test]
+    fn bulk_rows_are_exactly_what_the_planner_writes_in_bulk() {
+        let writes = [
+            Write::SaveRider(rider(RiderId::new(), 2)),
+            Write::SaveJob(job(OrderId::new())),
+            Write::DeleteJob(OrderId::new()),
+            Write::SaveCursor {
+                consumer: "c",
+                seq: 1,
+            },
+            Write::DeadLetterReplayed {
+                id: uuid::Uuid::new_v4(),
+                at: Utc::now(),
+            },
+        ];
+        for write in writes {
+            let units = [WriteUnit::one(write.clone())];
+            let p = plan(&units, &[true]);
+            assert_eq!(p.singles.is_empty(), write.is_bulk_row(), "{write:?}");
+        }
+    }
+
     #[test]
     fn a_unit_whose_claim_failed_writes_nothing() {
         let units = vec![

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, TimeZone, Utc};
 use sqlx::Transaction;
-use sqlx::postgres::{PgArguments, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnection, PgPool, PgPoolOptions};
 
-use super::batch::{Write, WriteUnit};
+use super::batch::{UnitOutcome, Write, WriteUnit};
 use super::planner::BatchPlan;
 use super::records::{OutboxEvent, PurgeReport};
 use super::rows::{millis, order_json, tried_json};
-use super::stage::{BulkWrites, stage};
-use super::{BatchOutcome, StoreError, StoreResult, purge_rows};
+use super::stage::{BulkWrites, record_events, rows_only, stage};
+use super::{BatchOutcome, StagedBatch, StoreError, StoreResult, purge_rows};
 use crate::domain::Order;
 use crate::domain::ledger::LedgerTxn;
 use crate::domain::payment::PaymentOp;
@@ -74,11 +74,17 @@ impl PostgresStore {
         self.partitions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Creates the partitions the batch's new orders need, then stages it.
-    pub async fn stage_batch(
-        &self,
-        units: &[WriteUnit],
-    ) -> StoreResult<(Transaction<'static, sqlx::Postgres>, BatchOutcome)> {
+    /// Creates the partitions the batch's new orders need, then stages it: in a transaction
+    /// left open for the writer to commit, or — a batch of rows only, the usual case — as
+    /// one statement that commits as it returns.
+    ///
+    /// The one statement saves the `BEGIN` and `COMMIT` round trips, and the `BEGIN` sat on
+    /// the writer's serial path: under load each round trip waits for the backend and then
+    /// the writer to be scheduled again. The writer stages the next batch only after this
+    /// call returns, so batches still commit in queue order. A connection lost during the
+    /// call leaves the outcome unknown, as a connection lost during `COMMIT` always did:
+    /// the writer answers such a batch as failed, never as committed.
+    pub async fn stage_batch(&self, units: &[WriteUnit]) -> StoreResult<StagedBatch> {
         for unit in units {
             for write in &unit.writes {
                 if let Write::PlaceOrder { order, .. } = write {
@@ -86,7 +92,18 @@ impl PostgresStore {
                 }
             }
         }
-        stage(&self.pool, units).await
+        if let Some(plan) = rows_only(units) {
+            let mut conn = self.pool.acquire().await?;
+            let seqs = call_write_batch(&mut conn, &plan).await?;
+            let mut outcome = BatchOutcome {
+                units: vec![UnitOutcome::Applied; units.len()],
+                events: Vec::with_capacity(seqs.len()),
+            };
+            record_events(seqs, &plan, &mut outcome)?;
+            return Ok(StagedBatch::Committed(outcome));
+        }
+        let (tx, outcome) = stage(&self.pool, units).await?;
+        Ok(StagedBatch::Postgres(tx, outcome))
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -183,18 +200,23 @@ impl BulkWrites for sqlx::Postgres {
         tx: &mut Transaction<'static, Self>,
         plan: &BatchPlan<'_>,
     ) -> StoreResult<Vec<i64>> {
-        let call = sqlx::query_scalar::<_, Vec<i64>>(WRITE_BATCH);
-        let call = bind_orders(call, &plan.new_orders, &plan.saved_orders);
-        let call = bind_dispatch(call, plan);
-        let call = bind_money(call, &plan.ledger, &plan.payment_ops);
-        let call = bind_events(call, &plan.events);
-        call.fetch_one(&mut **tx).await.map_err(|e| match e {
-            sqlx::Error::Database(db) if db.code().as_deref() == Some(LOST_GUARD) => {
-                StoreError::LostGuard(db.message().to_owned())
-            }
-            other => other.into(),
-        })
+        call_write_batch(tx, plan).await
     }
+}
+
+/// Calls `dabba_write_batch` with the plan's rows; answers the outbox events' sequences.
+async fn call_write_batch(conn: &mut PgConnection, plan: &BatchPlan<'_>) -> StoreResult<Vec<i64>> {
+    let call = sqlx::query_scalar::<_, Vec<i64>>(WRITE_BATCH);
+    let call = bind_orders(call, &plan.new_orders, &plan.saved_orders);
+    let call = bind_dispatch(call, plan);
+    let call = bind_money(call, &plan.ledger, &plan.payment_ops);
+    let call = bind_events(call, &plan.events);
+    call.fetch_one(conn).await.map_err(|e| match e {
+        sqlx::Error::Database(db) if db.code().as_deref() == Some(LOST_GUARD) => {
+            StoreError::LostGuard(db.message().to_owned())
+        }
+        other => other.into(),
+    })
 }
 
 const WRITE_BATCH: &str = "SELECT dabba_write_batch($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,

@@ -4,7 +4,7 @@
 
 use sqlx::{Pool, Transaction};
 
-use super::batch::{UnitOutcome, Write, WriteUnit};
+use super::batch::{UnitOutcome, Write, WriteUnit, is_rows_only};
 use super::dialect::{Dialect, execute, fetch_optional};
 use super::planner::{BatchPlan, plan};
 use super::records::CommittedEvent;
@@ -107,7 +107,22 @@ where
     DB: BulkWrites,
     for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
 {
-    let mut seqs = DB::write_rows(tx, plan).await?;
+    let seqs = DB::write_rows(tx, plan).await?;
+    record_events(seqs, plan, outcome)?;
+    for write in &plan.singles {
+        for stmt in single(write)? {
+            execute(&mut **tx, stmt).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Pairs the plan's outbox events with the sequence numbers their rows were given.
+pub fn record_events(
+    mut seqs: Vec<i64>,
+    plan: &BatchPlan<'_>,
+    outcome: &mut BatchOutcome,
+) -> StoreResult<()> {
     // Sequences are drawn in row order; sort so RETURNING's order does not matter.
     seqs.sort_unstable();
     if seqs.len() != plan.events.len() {
@@ -123,12 +138,21 @@ where
             event: (*e).clone(),
         });
     }
-    for write in &plan.singles {
-        for stmt in single(write)? {
-            execute(&mut **tx, stmt).await?;
-        }
-    }
     Ok(())
+}
+
+/// The plan of a batch that is rows only — no claim decides first whether a unit applies,
+/// no single statement follows — or `None`. Such a batch is one statement on PostgreSQL.
+pub fn rows_only(units: &[WriteUnit]) -> Option<BatchPlan<'_>> {
+    if !is_rows_only(units) {
+        return None;
+    }
+    let plan = plan(units, &vec![true; units.len()]);
+    debug_assert!(
+        plan.singles.is_empty(),
+        "Write::is_bulk_row disagrees with the planner"
+    );
+    Some(plan)
 }
 
 /// Every guarded snapshot must change its row: one that does not lost a race to a newer

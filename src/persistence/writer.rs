@@ -253,6 +253,8 @@ struct Committing {
 /// with no better placement latency (BENCHMARKS.md). Commit order is
 /// still queue order: N+1 commits only after N has, and N's events are handed on and its
 /// requests answered first. N+1's statements wait on any row lock N holds, so they see N.
+/// A batch of rows only commits as it is staged on PostgreSQL (one statement, no `BEGIN`
+/// or `COMMIT` round trip): it is staged only once no commit is in flight.
 async fn run(
     store: Store,
     config: WriterConfig,
@@ -305,6 +307,13 @@ async fn run(
             continue;
         }
         metrics::histogram!("dabba_writer_batch_units").record(units.len() as f64);
+        // A batch that commits as it is written may not overtake the commit in flight.
+        if store.commits_as_staged(&units)
+            && let Some(c) = inflight.take()
+        {
+            let done = c.commit.await;
+            settle(&store, sink.as_ref(), &health, done, c.units, c.dones).await;
+        }
         let started = std::time::Instant::now();
         let staged = store.stage_batch(&units).await;
         if let Some(prev) = inflight.take() {

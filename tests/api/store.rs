@@ -43,6 +43,34 @@ async fn an_older_snapshot_fails_instead_of_vanishing() {
     drop(dir.map(std::fs::remove_dir_all));
 }
 
+/// A batch of plain rows is one committing statement on PostgreSQL: a lost guard anywhere in
+/// it must leave none of it written.
+#[actix_web::test]
+async fn a_batch_with_a_lost_guard_writes_none_of_its_rows() {
+    let (store, dir) = crate::helpers::bare_store().await;
+    let (old, new) = (RiderId::new(), RiderId::new());
+    write(&store, Write::SaveRider(rider(old, 3)))
+        .await
+        .unwrap();
+    let batch = [
+        WriteUnit::one(Write::SaveRider(rider(new, 1))),
+        WriteUnit::one(Write::SaveRider(rider(old, 2))),
+    ];
+    let failed = store.apply_batch(&batch).await;
+    assert!(
+        matches!(failed, Err(StoreError::LostGuard(_))),
+        "the stale snapshot must fail the batch, got {:?}",
+        failed.map(|o| o.units)
+    );
+    let riders = store.riders().await.unwrap();
+    assert!(
+        riders.iter().all(|r| r.id != new),
+        "a row of the failed batch was committed"
+    );
+    assert_eq!(riders.iter().find(|r| r.id == old).map(|r| r.rev), Some(3));
+    drop(dir.map(std::fs::remove_dir_all));
+}
+
 #[actix_web::test]
 async fn the_database_refuses_what_the_domain_never_writes() {
     let (store, dir) = crate::helpers::bare_store().await;
