@@ -63,6 +63,10 @@ pub struct ServeConfig {
     /// the commit finishes first, so fewer, larger batches; 0: always overlap).
     #[arg(long, env = "DABBA_COMMIT_OVERLAP_FROM", default_value_t = crate::persistence::writer::OVERLAP_FROM)]
     pub commit_overlap_from: usize,
+    /// Placement latency (ms) the admission limit steers towards: above it, the limit on
+    /// placements in flight shrinks and the excess gets `503 overloaded` at once.
+    #[arg(long, env = "DABBA_ADMISSION_TARGET_MS", default_value_t = crate::actors::admission::TARGET_LATENCY.as_millis() as u64)]
+    pub admission_target_ms: u64,
     /// Writes that may wait for the writer; beyond this, requests get 503 with Retry-After.
     #[arg(long, env = "DABBA_COMMIT_QUEUE", default_value_t = 16_384)]
     pub commit_queue: usize,
@@ -151,6 +155,7 @@ impl ServeConfig {
             redis_url: self.redis_url.clone(),
             backbone: self.events.backbone(self.fault_injection),
             payout_period: chrono::Duration::seconds(self.money.payout_period_secs.max(1) as i64),
+            admission_target: Duration::from_millis(self.admission_target_ms.max(1)),
             ..EngineOptions::default()
         }
     }

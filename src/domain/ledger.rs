@@ -65,6 +65,16 @@ pub enum TxnKind {
 }
 
 impl TxnKind {
+    /// The kinds an order's own transactions have (their source is the order).
+    pub const OF_ORDERS: [TxnKind; 6] = [
+        TxnKind::Authorize,
+        TxnKind::Capture,
+        TxnKind::CashDelivery,
+        TxnKind::CancelFee,
+        TxnKind::Refund,
+        TxnKind::RefundSettled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             TxnKind::Authorize => "authorize",
@@ -134,6 +144,12 @@ impl LedgerTxn {
 /// The id of `kind` for `source`: one per order (or payout) and kind.
 pub fn txn_id(source: Uuid, kind: TxnKind) -> Uuid {
     Uuid::new_v5(&source, kind.as_str().as_bytes())
+}
+
+/// Every transaction id an order can have: its ledger lines are found by these (the primary
+/// key), so the ledger needs no index by order.
+pub fn order_txn_ids(order: OrderId) -> [Uuid; TxnKind::OF_ORDERS.len()] {
+    TxnKind::OF_ORDERS.map(|kind| txn_id(order.0, kind))
 }
 
 /// How a delivered order's money is split.

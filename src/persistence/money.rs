@@ -195,9 +195,12 @@ impl Store {
 
     /// An order's postings to `account_prefix%` by transaction kind, e.g. what it refunded.
     pub async fn ledger_kinds(&self, order: OrderId) -> StoreResult<Vec<(String, String, i64)>> {
+        // By the order's possible transaction ids, on the primary key (migration 0015).
+        let ids = crate::domain::ledger::order_txn_ids(order);
         self.all(Stmt::new(
-            "SELECT kind, account, amount_cents FROM ledger_entries WHERE order_id = $1 ORDER BY at, txn_id, line",
-            vec![Text(order.to_string())],
+            "SELECT kind, account, amount_cents FROM ledger_entries
+             WHERE txn_id IN ($1, $2, $3, $4, $5, $6) ORDER BY at, txn_id, line",
+            ids.iter().map(|id| Text(id.to_string())).collect(),
         ))
         .await
     }

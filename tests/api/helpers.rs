@@ -237,6 +237,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         commit_delay_us: 0,
         commit_overlap_from: dabba::persistence::writer::OVERLAP_FROM,
         commit_queue: opts.commit_queue,
+        admission_target_ms: dabba::actors::admission::TARGET_LATENCY.as_millis() as u64,
         retention_days: 365,
         fault_injection: opts.faults,
         db_max_connections: 4,

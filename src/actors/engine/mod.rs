@@ -67,6 +67,8 @@ pub struct EngineOptions {
     pub gateways: Option<Arc<crate::payments::Gateways>>,
     /// Length of a payout period.
     pub payout_period: chrono::Duration,
+    /// Placement latency the admission limit steers towards.
+    pub admission_target: std::time::Duration,
 }
 
 impl Default for EngineOptions {
@@ -80,6 +82,7 @@ impl Default for EngineOptions {
             backbone: BackboneOptions::default(),
             gateways: None,
             payout_period: chrono::Duration::days(1),
+            admission_target: super::admission::TARGET_LATENCY,
         }
     }
 }
@@ -211,7 +214,7 @@ impl Engine {
             retention: options.retention,
             payout_period: options.payout_period,
             settlement,
-            admission: Arc::default(),
+            admission: Arc::new(super::admission::Admission::new(options.admission_target)),
             backbone: Arc::new(backbone),
             recurring_lock: Arc::default(),
         };
