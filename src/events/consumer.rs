@@ -280,9 +280,10 @@ impl Runtime {
             .submit(WriteUnit::one(Write::ParkDeadLetter(record.clone())))
             .await
             .map_err(|e| e.to_string())?;
-        self.source.mirror_dead_letter(&record).await;
+        // Counted as soon as it is stored (listed), not after the mirror's round trip.
         self.stats.dead_letters.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("dabba_consumer_dead_letters_total", "consumer" => name).increment(1);
+        self.source.mirror_dead_letter(&record).await;
         tracing::warn!(consumer = name, event_id = %event.event.event_id, attempts, error, "event parked as a dead letter");
         Ok(())
     }

@@ -10,7 +10,8 @@ use crate::domain::order::{Command, Delivery, Item, NewOrder, new_order};
 use crate::domain::payment::{OrderPayment, PaymentMethod};
 use crate::domain::{LatLng, Policy};
 
-/// A book that applies each transaction id at most once, as the store does.
+/// A book that applies each transaction id at most once, as the store does, and checks that
+/// every order transaction is one the store can find by the order.
 #[derive(Default)]
 struct Book {
     balances: HashMap<Account, i64>,
@@ -21,6 +22,10 @@ struct Book {
 impl Book {
     fn apply(&mut self, txn: &LedgerTxn) {
         assert!(txn.is_balanced(), "{txn:?}");
+        // The store finds an order's lines by these ids alone (it has no index by order).
+        if let Some(order) = txn.order_id {
+            assert!(order_txn_ids(order).contains(&txn.id), "{txn:?}");
+        }
         if !self.applied.insert(txn.id) {
             return;
         }
