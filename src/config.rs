@@ -374,6 +374,8 @@ impl EventArgs {
                     partitions: self.kafka_partitions.clamp(1, 1_000),
                 })
                 .filter(|k| !k.brokers.is_empty()),
+            // The engine hands over its own clock.
+            clock: Default::default(),
         }
     }
 }

@@ -21,6 +21,7 @@ use super::probe::Probe;
 use super::publisher::Publisher;
 use super::sources::{OutboxCursor, RedisGroup, Source};
 use super::tail::LogFeed;
+use crate::domain::Clock;
 use crate::persistence::writer::Writer;
 use crate::persistence::{DeadLetterRecord, Store};
 
@@ -35,6 +36,9 @@ pub struct BackboneOptions {
     pub probe: bool,
     /// Also publish the log to Kafka.
     pub kafka: Option<KafkaOptions>,
+    /// The service's clock (the test clock when it is on): dead letters and the analytics
+    /// rebuild window are in its time, like the events.
+    pub clock: Clock,
 }
 
 impl Default for BackboneOptions {
@@ -45,6 +49,7 @@ impl Default for BackboneOptions {
             policy: RetryPolicy::default(),
             probe: false,
             kafka: None,
+            clock: Clock::default(),
         }
     }
 }
@@ -184,14 +189,15 @@ impl Backbone {
             (Durability::Group, Some(url)) => Pending::Redis(url),
             (Durability::Group, None) => Pending::Ready(Box::new(outbox(Some(name)))),
             (Durability::Rebuilt, _) => Pending::Ready(Box::new(Source::Outbox(Box::new(
-                cursor(None).window(REBUILD_WINDOW),
+                cursor(None).window(cx.options.clock.now() - REBUILD_WINDOW),
             )))),
             (Durability::Local, _) => Pending::Ready(Box::new(outbox_eager(name))),
         };
         let (prefix, member) = (cx.options.prefix.clone(), cx.member.clone());
         let runtime = {
             let (policy, writer, stats) = (cx.options.policy, cx.writer.clone(), stats.clone());
-            move |source| Runtime::new(consumer, source, policy, writer, replay_rx, stats)
+            let clock = cx.options.clock.clone();
+            move |source| Runtime::new(consumer, source, policy, writer, replay_rx, stats, clock)
         };
         let on = match durability {
             Durability::Local => &cx.commit_arbiter,

@@ -17,12 +17,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
 use rand::Rng;
 use tokio::sync::mpsc;
 
 use super::family::{Family, WireEvent};
 use super::sources::{Delivery, Source};
+use crate::domain::Clock;
 use crate::persistence::writer::Writer;
 use crate::persistence::{CommittedEvent, DeadLetterRecord, Write, WriteUnit};
 
@@ -105,6 +105,7 @@ pub struct Runtime {
     retries: Vec<(Instant, Delivery)>,
     replays: mpsc::Receiver<DeadLetterRecord>,
     stats: Arc<ConsumerStats>,
+    clock: Clock,
 }
 
 impl Runtime {
@@ -115,6 +116,7 @@ impl Runtime {
         writer: Writer,
         replays: mpsc::Receiver<DeadLetterRecord>,
         stats: Arc<ConsumerStats>,
+        clock: Clock,
     ) -> Self {
         Self {
             consumer,
@@ -124,6 +126,7 @@ impl Runtime {
             retries: Vec::new(),
             replays,
             stats,
+            clock,
         }
     }
 
@@ -273,7 +276,7 @@ impl Runtime {
             event: serde_json::to_string(&wire).map_err(|e| e.to_string())?,
             error: error.chars().take(2_000).collect(),
             attempts,
-            at: Utc::now(),
+            at: self.clock.now(),
             replayed_at: None,
         };
         self.writer
@@ -307,7 +310,7 @@ impl Runtime {
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
                 let unit = WriteUnit::one(Write::DeadLetterReplayed {
                     id: letter.id,
-                    at: Utc::now(),
+                    at: self.clock.now(),
                 });
                 self.writer
                     .submit_detached(unit, "dead letter replayed")

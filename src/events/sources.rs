@@ -341,7 +341,7 @@ pub struct OutboxCursor {
     /// Take each commit as it lands instead of lingering (the WebSocket fan-out).
     eager: bool,
     /// Without a saved cursor, start at the events of this last stretch of time.
-    window: Option<chrono::Duration>,
+    window: Option<chrono::DateTime<chrono::Utc>>,
     /// The last sequence read.
     next: i64,
     /// Read but not yet done.
@@ -378,9 +378,9 @@ impl OutboxCursor {
         }
     }
 
-    /// Without a saved cursor, starts at the events of the last `window` (not the whole log).
-    pub fn window(mut self, window: chrono::Duration) -> Self {
-        self.window = Some(window);
+    /// Without a saved cursor, starts at the events since `from` (not the whole log).
+    pub fn window(mut self, from: chrono::DateTime<chrono::Utc>) -> Self {
+        self.window = Some(from);
         self
     }
 
@@ -394,8 +394,7 @@ impl OutboxCursor {
         if let Some(name) = self.durable {
             self.next = self.store.cursor(name).await.map_err(|e| e.to_string())?;
             self.saved = self.next;
-        } else if let Some(window) = self.window {
-            let from = chrono::Utc::now() - window;
+        } else if let Some(from) = self.window {
             self.next = self
                 .store
                 .seq_before(from)

@@ -57,6 +57,8 @@ async fn poison(app: &TestApp, order: &str, poison: bool) {
 #[actix_web::test]
 async fn a_poison_event_is_parked_after_its_retries_and_a_replay_after_the_fix_delivers_it_once() {
     let app = spawn_app().await;
+    // A day on by the service's clock: the letters are stamped in its time, not the wall's.
+    let moved_to = app.advance(86_400).await;
     let restaurant = app.restaurant().await;
     let (_, customer) = app.customer().await;
     let sick = app.place(&customer, &restaurant.0).await;
@@ -96,6 +98,8 @@ async fn a_poison_event_is_parked_after_its_retries_and_a_replay_after_the_fix_d
         assert_eq!(l["attempts"], 5, "{l}");
         assert!(l["error"].as_str().unwrap().contains("poisoned"), "{l}");
         assert!(l["seq"].as_i64().unwrap() > 0);
+        let at: chrono::DateTime<chrono::Utc> = serde_json::from_value(l["at"].clone()).unwrap();
+        assert!(at >= moved_to, "{l}");
     }
     // The healthy order's events were handled: the poison did not block them. (The count
     // follows the stored letter by a moment: the listing may see it first.)

@@ -89,6 +89,7 @@ async fn committed_events_are_fanned_out_once_after_a_crash_and_never_twice() {
             writer.clone(),
             rx,
             Arc::default(),
+            dabba::domain::Clock::default(),
         );
         // The task handle, in a tuple: the closure's result is not itself awaited.
         (actix_web::rt::spawn(runtime.run()),)

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::helpers::{Options, TestApp, redis_url, spawn_app_with};
 use crate::outage::Proxy;
+use dabba::domain::Clock;
 use dabba::events::consumer::{Consumer, ConsumerStats, Handling, RetryPolicy, Runtime};
 use dabba::events::family::{Family, WireEvent, entry_id, stream_key};
 use dabba::events::sources::{RedisGroup, Source};
@@ -290,7 +291,15 @@ async fn a_consumer_killed_mid_batch_has_its_messages_claimed_and_nothing_is_han
         ));
         let (_replays, rx) = tokio::sync::mpsc::channel(1);
         let stats = Arc::new(ConsumerStats::default());
-        let runtime = Runtime::new(consumer, source, policy, writer.clone(), rx, stats.clone());
+        let runtime = Runtime::new(
+            consumer,
+            source,
+            policy,
+            writer.clone(),
+            rx,
+            stats.clone(),
+            Clock::default(),
+        );
         (actix_web::rt::spawn(runtime.run()), stats, _replays)
     };
 
@@ -385,7 +394,18 @@ async fn a_poison_event_never_holds_up_the_events_behind_it() {
     let (replays, rx) = tokio::sync::mpsc::channel(4);
     let stats = Arc::new(ConsumerStats::default());
     let started = Instant::now();
-    let run = actix_web::rt::spawn(Runtime::new(consumer, source, policy, writer, rx, stats).run());
+    let run = actix_web::rt::spawn(
+        Runtime::new(
+            consumer,
+            source,
+            policy,
+            writer,
+            rx,
+            stats,
+            Clock::default(),
+        )
+        .run(),
+    );
 
     // The nine events behind the poison are handled while it waits for its first retry.
     eventually("the rest handled", async || {

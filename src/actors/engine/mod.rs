@@ -190,6 +190,7 @@ impl Engine {
         let backbone = Backbone::start(
             BackboneOptions {
                 redis_url: options.redis_url.clone(),
+                clock: services.clock.clone(),
                 ..options.backbone.clone()
             },
             services.store.clone(),
