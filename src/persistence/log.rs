@@ -7,7 +7,7 @@ use super::records::{CommittedEvent, DeadLetterRecord, LogReader};
 use super::rows::{self, decode_all, millis};
 use super::statements as sql;
 use super::{Store, StoreResult};
-use crate::domain::OrderId;
+use crate::domain::{CustomerId, OrderId};
 
 impl Store {
     /// `reader`'s events after `seq`, oldest first.
@@ -17,7 +17,36 @@ impl Store {
         seq: i64,
         limit: i64,
     ) -> StoreResult<Vec<CommittedEvent>> {
-        decode_all::<rows::EventRow, _>(self.all(sql::events_for(reader, seq, limit)).await?)
+        let stmt = match reader {
+            LogReader::Everything => sql::events_after(seq, limit),
+            LogReader::Customer(id) => return self.customer_events(id, seq, limit).await,
+            LogReader::Restaurant(id) => sql::restaurant_events(id, seq, limit),
+            LogReader::Rider(id) => sql::rider_events(id, seq, limit),
+        };
+        decode_all::<rows::EventRow, _>(self.all(stmt).await?)
+    }
+
+    /// A customer's events after `seq`, read order by order: each of their orders that may
+    /// have changed since, then that order's events, merged by sequence.
+    async fn customer_events(
+        &self,
+        id: CustomerId,
+        seq: i64,
+        limit: i64,
+    ) -> StoreResult<Vec<CommittedEvent>> {
+        let orders: Vec<(String,)> = self
+            .all(sql::customer_orders_changed_after(id, seq))
+            .await?;
+        let mut events: Vec<CommittedEvent> = Vec::new();
+        for (order,) in orders {
+            let page = self
+                .all(sql::order_events_after_seq(&order, seq, limit))
+                .await?;
+            events.extend(decode_all::<rows::EventRow, _>(page)?);
+        }
+        events.sort_by_key(|e| e.seq);
+        events.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(events)
     }
 
     /// An order's events after `after_version`, oldest first.

@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 
 use super::dialect::{Param, Stmt};
 use super::records::{
-    CustomerRecord, DeadLetterRecord, HistoryCursor, LogReader, RatingRecord, SavedResponse,
+    CustomerRecord, DeadLetterRecord, HistoryCursor, RatingRecord, SavedResponse,
 };
 use super::rows::millis;
-use crate::domain::{CustomerId, OrderId, Restaurant, RestaurantId};
+use crate::domain::{CustomerId, OrderId, Restaurant, RestaurantId, RiderId};
 
 use Param::{Bool, Int, OptText, Real, Text};
 
@@ -54,33 +54,22 @@ pub fn events_after(seq: i64, limit: i64) -> Stmt {
     )
 }
 
-/// One reader's events after `seq`: what a resuming socket missed.
-pub fn events_for(reader: LogReader, seq: i64, limit: i64) -> Stmt {
-    let (sql, id): (&'static str, Option<String>) = match reader {
-        LogReader::Everything => (
-            "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
-             FROM outbox WHERE seq > $1 ORDER BY seq LIMIT $2",
-            None,
-        ),
-        LogReader::Customer(id) => (
-            "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
-             FROM outbox WHERE seq > $1 AND customer_id = $3 AND kind = 'order.updated' ORDER BY seq LIMIT $2",
-            Some(id.to_string()),
-        ),
-        LogReader::Restaurant(id) => (
-            "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
-             FROM outbox WHERE seq > $1 AND restaurant_id = $3 AND kind = 'order.updated' ORDER BY seq LIMIT $2",
-            Some(id.to_string()),
-        ),
-        LogReader::Rider(id) => (
-            "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
-             FROM outbox WHERE seq > $1 AND rider_id = $3 AND kind = 'order.updated' ORDER BY seq LIMIT $2",
-            Some(id.to_string()),
-        ),
-    };
-    let mut params = vec![Int(seq), Int(limit)];
-    params.extend(id.map(Text));
-    Stmt::new(sql, params)
+/// A restaurant's events after `seq`: what its resuming socket missed.
+pub fn restaurant_events(id: RestaurantId, seq: i64, limit: i64) -> Stmt {
+    Stmt::new(
+        "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
+         FROM outbox WHERE seq > $1 AND restaurant_id = $3 AND kind = 'order.updated' ORDER BY seq LIMIT $2",
+        vec![Int(seq), Int(limit), Text(id.to_string())],
+    )
+}
+
+/// A rider's events after `seq`: what its resuming socket missed.
+pub fn rider_events(id: RiderId, seq: i64, limit: i64) -> Stmt {
+    Stmt::new(
+        "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
+         FROM outbox WHERE seq > $1 AND rider_id = $3 AND kind = 'order.updated' ORDER BY seq LIMIT $2",
+        vec![Int(seq), Int(limit), Text(id.to_string())],
+    )
 }
 
 /// An order's events after a version, oldest first.
@@ -89,6 +78,37 @@ pub fn order_events(order: OrderId, after_version: i64, limit: i64) -> Stmt {
         "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
          FROM outbox WHERE order_id = $1 AND version > $2 AND kind = 'order.updated' ORDER BY seq LIMIT $3",
         vec![Text(order.to_string()), Int(after_version), Int(limit)],
+    )
+}
+
+/// How much older than a later-committed event an event may be stamped: events are timed when
+/// they are made and numbered when committed, seconds apart at most under load.
+const REORDER_MARGIN: chrono::Duration = chrono::Duration::hours(1);
+
+/// The customer's orders that may have events after `seq`: the outbox keeps no index by
+/// customer (migration 0016). An order has events after `seq` only if it is unfinished or its
+/// last version (`updated_at`) is no older than the first event after `seq`, less the commit
+/// reordering the margin covers: a finished order never changes again.
+pub fn customer_orders_changed_after(id: CustomerId, seq: i64) -> Stmt {
+    Stmt::new(
+        "SELECT id FROM orders
+         WHERE customer_id = $1
+           AND (NOT terminal
+                OR updated_at >= (SELECT created_at FROM outbox WHERE seq > $2 ORDER BY seq LIMIT 1) - $3)",
+        vec![
+            Text(id.to_string()),
+            Int(seq),
+            Int(REORDER_MARGIN.num_milliseconds()),
+        ],
+    )
+}
+
+/// An order's events after a sequence, oldest first (on `outbox_order_seq`).
+pub fn order_events_after_seq(order: &str, seq: i64, limit: i64) -> Stmt {
+    Stmt::new(
+        "SELECT seq, event_id, kind, order_id, version, customer_id, restaurant_id, rider_id, payload, created_at
+         FROM outbox WHERE order_id = $1 AND seq > $2 AND kind = 'order.updated' ORDER BY seq LIMIT $3",
+        vec![Text(order.to_owned()), Int(seq), Int(limit)],
     )
 }
 

@@ -87,6 +87,72 @@ async fn a_socket_resuming_with_since_gets_exactly_the_missed_versions_then_live
     assert!(seq(&live) > last);
 }
 
+/// A customer's replay is read through the customer's orders (the outbox keeps no index by
+/// customer): an order that changed while they were away is replayed whether it is still
+/// going or finished meanwhile; an order that finished before, and another customer's, are not.
+#[actix_web::test]
+async fn a_customer_replay_holds_every_order_of_theirs_that_changed_and_nothing_else() {
+    let app = spawn_app().await;
+    let restaurant = app.restaurant().await;
+    let (_, customer) = app.customer().await;
+    let (_, other) = app.customer().await;
+    let mut ws = app.ws(&customer).await;
+    let finished_before = app.place(&customer, &restaurant.0).await;
+    let r = app
+        .post(
+            &format!("/v1/orders/{finished_before}/cancel"),
+            &customer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let going = app.place(&customer, &restaurant.0).await;
+    let placed = ws
+        .until(|m| m["type"] == "order.updated" && m["order"]["id"] == going.as_str())
+        .await;
+    let since = seq(&placed);
+    drop(ws);
+
+    // While away: the order in progress is accepted, a new one is placed and cancelled, and
+    // another customer orders.
+    app.accept(&restaurant, &going).await;
+    let placed_and_cancelled = app.place(&customer, &restaurant.0).await;
+    let r = app
+        .post(
+            &format!("/v1/orders/{placed_and_cancelled}/cancel"),
+            &customer,
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let _theirs = app.place(&other, &restaurant.0).await;
+    let mut expected: Vec<(String, i64)> = Vec::new();
+    for v in versions_after(&app, &going, &customer, 1).await {
+        expected.push((going.clone(), v));
+    }
+    for v in versions_after(&app, &placed_and_cancelled, &customer, 0).await {
+        expected.push((placed_and_cancelled.clone(), v));
+    }
+    expected.sort();
+
+    let mut ws = app.ws_since(&customer, since).await;
+    let mut replayed = Vec::new();
+    let mut last = since;
+    while let Some(m) = ws.next_within(Duration::from_millis(800)).await {
+        assert_eq!(m["type"], "order.updated", "{m}");
+        assert!(seq(&m) > last, "no duplicate, in order: {m}");
+        last = seq(&m);
+        let id = m["order"]["id"].as_str().expect("order id").to_owned();
+        replayed.push((id, version(&m)));
+    }
+    replayed.sort();
+    assert_eq!(
+        replayed, expected,
+        "exactly this customer's missed versions"
+    );
+    assert!(expected.len() >= 3, "{expected:?}");
+}
+
 #[actix_web::test]
 async fn a_replay_longer_than_a_page_arrives_whole_and_in_order() {
     let app = spawn_app().await;
