@@ -8,7 +8,10 @@ DB=dabba_bench_$$
 WORK=$(mktemp -d)
 # Every process of a bench signs and verifies with this (32+ bytes, as the server requires).
 BENCH_SECRET=dabba-bench-secret-0123456789abcdef
-cargo build --quiet --release --bin dabba
+# Built binaries given for both sides (a side-by-side of two builds): nothing to build.
+if [ -z "${DABBA_SERVER_BIN:-}" ] || [ -z "${DABBA_LOAD_BIN:-}" ]; then
+  cargo build --quiet --release --bin dabba
+fi
 (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null ||
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no >/dev/null
 psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null

@@ -89,6 +89,17 @@ impl<S: tracing::Subscriber> Layer<S> for MalformedRequests {
     }
 }
 
+/// A metric handle registered once, after the recorder is installed. `metrics::counter!` and
+/// friends look the name and labels up in the recorder's registry on every call (a hash and
+/// a lock): on the paths every request or push takes, keep the handle instead.
+pub fn registered<T>(cell: &'static OnceLock<T>, register: impl FnOnce() -> T) -> &'static T {
+    cell.get_or_init(|| {
+        // Registering before the recorder exists would keep a handle that records nothing.
+        let _ = metrics_handle();
+        register()
+    })
+}
+
 /// The process-wide metrics recorder; installed once, shared by every server in the process.
 pub fn metrics_handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();

@@ -195,9 +195,7 @@ pub async fn middleware(
     let class = classify(req.method(), req.path());
     if let (Some(limiter), Some(class), Some(key)) = (limiter, class, key) {
         let taken = limiter.take(class, key).await;
-        let decision = if taken.is_ok() { "allowed" } else { "limited" };
-        metrics::counter!("dabba_rate_limit_decisions_total", "class" => class.as_str(), "decision" => decision)
-            .increment(1);
+        decisions(class, taken.is_ok()).increment(1);
         if let Err(wait) = taken {
             metrics::counter!("dabba_rate_limited_total", "class" => class.as_str()).increment(1);
             let response = limited(wait).error_response();
@@ -210,6 +208,25 @@ pub async fn middleware(
     };
     remember(req.request(), verdict);
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// `dabba_rate_limit_decisions_total` by class and decision, counted on every request.
+fn decisions(class: Class, allowed: bool) -> &'static metrics::Counter {
+    static HANDLES: std::sync::OnceLock<Vec<[metrics::Counter; 2]>> = std::sync::OnceLock::new();
+    let handles = crate::telemetry::registered(&HANDLES, || {
+        Class::ALL
+            .iter()
+            .map(|c| {
+                ["allowed", "limited"].map(|decision| {
+                    metrics::counter!("dabba_rate_limit_decisions_total",
+                        "class" => c.as_str(), "decision" => decision)
+                })
+            })
+            .collect()
+    });
+    // Class::ALL holds every class, so the position is always found.
+    let row = Class::ALL.iter().position(|c| *c == class).unwrap_or(0);
+    &handles[row][usize::from(!allowed)]
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ pub enum Class {
 }
 
 impl Class {
-    const ALL: [Class; 4] = [Class::Writes, Class::Location, Class::Reads, Class::Sockets];
+    pub const ALL: [Class; 4] = [Class::Writes, Class::Location, Class::Reads, Class::Sockets];
 
     pub fn as_str(self) -> &'static str {
         match self {

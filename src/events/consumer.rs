@@ -106,6 +106,8 @@ pub struct Runtime {
     replays: mpsc::Receiver<DeadLetterRecord>,
     stats: Arc<ConsumerStats>,
     clock: Clock,
+    /// `dabba_consumer_handled_total` for this consumer, counted on every event.
+    handled: metrics::Counter,
 }
 
 impl Runtime {
@@ -118,6 +120,10 @@ impl Runtime {
         stats: Arc<ConsumerStats>,
         clock: Clock,
     ) -> Self {
+        // Registered after the recorder exists, or the handle would record nothing.
+        let _ = crate::telemetry::metrics_handle();
+        let handled =
+            metrics::counter!("dabba_consumer_handled_total", "consumer" => consumer.name());
         Self {
             consumer,
             source,
@@ -127,6 +133,7 @@ impl Runtime {
             replays,
             stats,
             clock,
+            handled,
         }
     }
 
@@ -218,7 +225,7 @@ impl Runtime {
         match self.attempt(&d.event).await {
             Ok(()) => {
                 self.stats.handled.fetch_add(1, Ordering::Relaxed);
-                metrics::counter!("dabba_consumer_handled_total", "consumer" => name).increment(1);
+                self.handled.increment(1);
                 self.finish(&d).await;
             }
             Err(error) if d.attempts >= self.policy.max_attempts => {

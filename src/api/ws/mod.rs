@@ -224,7 +224,7 @@ async fn run(
                     Some(push) if push.logged && sent_up_to.is_some_and(|s| push.seq <= s) => {}
                     Some(push) => {
                         if let Err(end) = link.send(&push.text).await { break end; }
-                        metrics::histogram!("dabba_ws_push_seconds").record(push.queued.elapsed().as_secs_f64());
+                        push_seconds().record(push.queued.elapsed().as_secs_f64());
                     }
                     None => break End::Cut("too_slow"),
                 }
@@ -302,4 +302,10 @@ pub async fn handle_text(
         }
     }
     Ok(())
+}
+
+/// `dabba_ws_push_seconds`, recorded on every push.
+fn push_seconds() -> &'static metrics::Histogram {
+    static HANDLE: std::sync::OnceLock<metrics::Histogram> = std::sync::OnceLock::new();
+    crate::telemetry::registered(&HANDLE, || metrics::histogram!("dabba_ws_push_seconds"))
 }
