@@ -30,6 +30,14 @@ async fn versions_after(app: &TestApp, order: &str, token: &str, after: i64) -> 
         .collect()
 }
 
+/// Cancels `order` as `token`, which must succeed.
+async fn cancel(app: &TestApp, order: &str, token: &str) {
+    let r = app
+        .post(&format!("/v1/orders/{order}/cancel"), token, json!({}))
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
 #[actix_web::test]
 async fn every_push_carries_a_growing_seq() {
     let app = spawn_app().await;
@@ -62,10 +70,7 @@ async fn a_socket_resuming_with_since_gets_exactly_the_missed_versions_then_live
 
     // Three versions while away: accepted (preparing, then finding a rider), then cancelled.
     app.accept(&restaurant, &order).await;
-    let r = app
-        .post(&format!("/v1/orders/{order}/cancel"), &customer, json!({}))
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
+    cancel(&app, &order, &customer).await;
     let missed = versions_after(&app, &order, &customer, 1).await;
     assert!(missed.len() >= 2, "{missed:?}");
 
@@ -98,14 +103,7 @@ async fn a_customer_replay_holds_every_order_of_theirs_that_changed_and_nothing_
     let (_, other) = app.customer().await;
     let mut ws = app.ws(&customer).await;
     let finished_before = app.place(&customer, &restaurant.0).await;
-    let r = app
-        .post(
-            &format!("/v1/orders/{finished_before}/cancel"),
-            &customer,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
+    cancel(&app, &finished_before, &customer).await;
     let going = app.place(&customer, &restaurant.0).await;
     let placed = ws
         .until(|m| m["type"] == "order.updated" && m["order"]["id"] == going.as_str())
@@ -117,14 +115,7 @@ async fn a_customer_replay_holds_every_order_of_theirs_that_changed_and_nothing_
     // another customer orders.
     app.accept(&restaurant, &going).await;
     let placed_and_cancelled = app.place(&customer, &restaurant.0).await;
-    let r = app
-        .post(
-            &format!("/v1/orders/{placed_and_cancelled}/cancel"),
-            &customer,
-            json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{:?}", r.body);
+    cancel(&app, &placed_and_cancelled, &customer).await;
     let _theirs = app.place(&other, &restaurant.0).await;
     let mut expected: Vec<(String, i64)> = Vec::new();
     for v in versions_after(&app, &going, &customer, 1).await {
@@ -170,10 +161,7 @@ async fn a_replay_longer_than_a_page_arrives_whole_and_in_order() {
     let mut expected = 0;
     for _ in 0..300 {
         let id = app.place(&customer, &restaurant.0).await;
-        let r = app
-            .post(&format!("/v1/orders/{id}/cancel"), &customer, json!({}))
-            .await;
-        assert_eq!(r.status, 200, "{:?}", r.body);
+        cancel(&app, &id, &customer).await;
         expected += 2;
     }
     let mut ops = app.ws_since(&app.ops, since).await;
