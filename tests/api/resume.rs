@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::helpers::{TestApp, is_type, spawn_app};
+use crate::helpers::{TestApp, Ws, is_type, spawn_app};
 
 fn seq(m: &Value) -> i64 {
     m["seq"].as_i64().unwrap_or_else(|| panic!("no seq on {m}"))
@@ -28,6 +28,21 @@ async fn versions_after(app: &TestApp, order: &str, token: &str, after: i64) -> 
         .iter()
         .map(|e| e["version"].as_i64().unwrap())
         .collect()
+}
+
+/// Reconnects with `since` and reads until the socket goes quiet: the replayed pushes, each
+/// checked to be an `order.updated` after the one before, and the socket, now live.
+async fn replay(app: &TestApp, token: &str, since: i64) -> (Ws, Vec<Value>) {
+    let mut ws = app.ws_since(token, since).await;
+    let mut replayed = Vec::new();
+    let mut last = since;
+    while let Some(m) = ws.next_within(Duration::from_millis(800)).await {
+        assert_eq!(m["type"], "order.updated", "{m}");
+        assert!(seq(&m) > last, "no duplicate, in order: {m}");
+        last = seq(&m);
+        replayed.push(m);
+    }
+    (ws, replayed)
 }
 
 /// Cancels `order` as `token`, which must succeed.
@@ -74,15 +89,9 @@ async fn a_socket_resuming_with_since_gets_exactly_the_missed_versions_then_live
     let missed = versions_after(&app, &order, &customer, 1).await;
     assert!(missed.len() >= 2, "{missed:?}");
 
-    let mut ws = app.ws_since(&customer, since).await;
-    let mut replayed = Vec::new();
-    let mut last = since;
-    while let Some(m) = ws.next_within(Duration::from_millis(800)).await {
-        assert_eq!(m["type"], "order.updated", "{m}");
-        assert!(seq(&m) > last, "no duplicate, in order: {m}");
-        last = seq(&m);
-        replayed.push(version(&m));
-    }
+    let (mut ws, replayed) = replay(&app, &customer, since).await;
+    let last = replayed.last().map_or(since, seq);
+    let replayed: Vec<i64> = replayed.iter().map(version).collect();
     assert_eq!(replayed, missed, "exactly the missed versions");
 
     // Then live: a new order's pushes follow, after the replayed ones.
@@ -126,16 +135,14 @@ async fn a_customer_replay_holds_every_order_of_theirs_that_changed_and_nothing_
     }
     expected.sort();
 
-    let mut ws = app.ws_since(&customer, since).await;
-    let mut replayed = Vec::new();
-    let mut last = since;
-    while let Some(m) = ws.next_within(Duration::from_millis(800)).await {
-        assert_eq!(m["type"], "order.updated", "{m}");
-        assert!(seq(&m) > last, "no duplicate, in order: {m}");
-        last = seq(&m);
-        let id = m["order"]["id"].as_str().expect("order id").to_owned();
-        replayed.push((id, version(&m)));
-    }
+    let (_ws, replayed) = replay(&app, &customer, since).await;
+    let mut replayed: Vec<(String, i64)> = replayed
+        .iter()
+        .map(|m| {
+            let id = m["order"]["id"].as_str().expect("order id").to_owned();
+            (id, version(m))
+        })
+        .collect();
     replayed.sort();
     assert_eq!(
         replayed, expected,
