@@ -22,7 +22,7 @@ env DABBA_BIND=127.0.0.1:$PORT DATABASE_URL="$PG/$DB" REDIS_URL="$REDIS" DABBA_J
   RUST_LOG=warn ${SERVER_ENV:-} "${DABBA_SERVER_BIN:-target/release/dabba}" serve >"$WORK/server.log" 2>&1 &
 SERVER=$!
 cleanup() {
-  curl -s "$URL/metrics" -H "Authorization: Bearer $(target/release/dabba token --role ops --sub 00000000-0000-0000-0000-000000000001 --jwt-secret "$BENCH_SECRET")" \
+  curl -s "$URL/metrics" -H "Authorization: Bearer $("${DABBA_LOAD_BIN:-target/release/dabba}" token --role ops --sub 00000000-0000-0000-0000-000000000001 --jwt-secret "$BENCH_SECRET")" \
     >"${BENCH_KEEP:-/tmp}/dabba-bench-metrics.txt" 2>/dev/null || true
   # Rows written per table over the run: what each order costs the store.
   psql "$PG/$DB" -qAc "SELECT relname, n_tup_ins, n_tup_upd, n_tup_hot_upd, n_tup_del, seq_scan, idx_scan FROM pg_stat_user_tables WHERE n_tup_ins + n_tup_upd + n_tup_del > 0 ORDER BY n_tup_ins + n_tup_upd DESC" \

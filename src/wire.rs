@@ -22,10 +22,13 @@ pub struct OrderView {
     #[schema(value_type = i64)]
     pub total_cents: Cents,
     pub delivery: Delivery,
+    #[serde(serialize_with = "crate::domain::rfc3339::utc_opt")]
     pub deliver_at: Option<DateTime<Utc>>,
     pub status: Status,
     pub stage: Stage,
+    #[serde(serialize_with = "crate::domain::rfc3339::utc")]
     pub placed_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::rfc3339::utc")]
     pub updated_at: DateTime<Utc>,
     pub version: u64,
     pub refund: Option<Refund>,
@@ -109,6 +112,7 @@ impl From<&Restaurant> for RestaurantView {
 #[derive(Clone, Debug, Serialize, Deserialize, ToSchema)]
 pub struct OfferView {
     pub order_id: OrderId,
+    #[serde(serialize_with = "crate::domain::rfc3339::utc")]
     pub expires_at: DateTime<Utc>,
 }
 
@@ -170,6 +174,7 @@ pub enum ServerMessage {
         order_id: OrderId,
         restaurant: OfferRestaurant,
         delivery: Delivery,
+        #[serde(serialize_with = "crate::domain::rfc3339::utc")]
         expires_at: DateTime<Utc>,
     },
     #[serde(rename = "offer.withdrawn")]

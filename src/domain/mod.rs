@@ -13,6 +13,7 @@ pub mod payment;
 pub mod policy;
 pub mod recurring;
 pub mod restaurant;
+pub mod rfc3339;
 pub mod rider;
 pub mod timing;
 

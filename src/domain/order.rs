@@ -127,9 +127,12 @@ pub struct Order {
     pub items: Vec<Item>,
     pub total_cents: Cents,
     pub delivery: Delivery,
+    #[serde(serialize_with = "crate::domain::rfc3339::utc_opt")]
     pub deliver_at: Option<DateTime<Utc>>,
     pub stage: Stage,
+    #[serde(serialize_with = "crate::domain::rfc3339::utc")]
     pub placed_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::rfc3339::utc")]
     pub updated_at: DateTime<Utc>,
     pub version: u64,
     pub refund: Option<Refund>,
@@ -147,9 +150,11 @@ pub struct Order {
     /// its placement; `None` while it is queued for room in a full kitchen. The answer timeout
     /// runs from here.
     #[serde(default)]
+    #[serde(serialize_with = "crate::domain::rfc3339::utc_opt")]
     pub asked_at: Option<DateTime<Utc>>,
     /// When the kitchen expects the food ready (set when the restaurant accepts).
     #[serde(default)]
+    #[serde(serialize_with = "crate::domain::rfc3339::utc_opt")]
     pub ready_at: Option<DateTime<Utc>>,
     /// Pickup and delivery estimates; `None` once the order is finished.
     #[serde(default)]

@@ -152,5 +152,6 @@ pub struct PaymentOp {
     pub status: OpStatus,
     pub attempts: u32,
     pub error: Option<String>,
+    #[serde(serialize_with = "crate::domain::rfc3339::utc")]
     pub at: chrono::DateTime<chrono::Utc>,
 }

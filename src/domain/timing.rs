@@ -17,7 +17,9 @@ pub const DEFAULT_SPEED_KMH: f64 = 20.0;
 /// When the food is expected to leave the restaurant and to reach the customer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Eta {
+    #[serde(serialize_with = "crate::domain::rfc3339::utc")]
     pub pickup_at: DateTime<Utc>,
+    #[serde(serialize_with = "crate::domain::rfc3339::utc")]
     pub deliver_at: DateTime<Utc>,
 }
 
