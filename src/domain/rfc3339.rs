@@ -63,9 +63,9 @@ fn write(t: &DateTime<Utc>, buf: &mut [u8; MAX_LEN]) -> Option<usize> {
     // AutoSi: no fraction, or milli-, micro- or nanoseconds, whichever is exact.
     let fraction = if nanos == 0 {
         None
-    } else if nanos % 1_000_000 == 0 {
+    } else if nanos.is_multiple_of(1_000_000) {
         Some((nanos / 1_000_000, 3))
-    } else if nanos % 1_000 == 0 {
+    } else if nanos.is_multiple_of(1_000) {
         Some((nanos / 1_000, 6))
     } else {
         Some((nanos, 9))
