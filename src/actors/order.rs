@@ -98,9 +98,10 @@ impl OrderActor {
             desk.do_send(Track(order.clone()));
         }
         if order.stage.is_terminal() {
-            // A finished order is cached on its first read; drop any older entry now.
-            let (cache, id) = (self.services.cache.clone(), order.id);
-            actix::spawn(async move { cache.invalidate(id).await });
+            // Nothing to drop from the read cache: it holds finished orders only, and a
+            // finished order never changes (the state machine's property tests say so). A
+            // `DEL` here cost every order a Redis round trip and two wake-ups of the thread
+            // driving that connection (BENCHMARKS.md, issue 9 seventh pass).
             self.dispatcher.do_send(EndDispatch { order_id: order.id });
             self.services.directory.retire_order(order.id);
         }

@@ -85,12 +85,4 @@ impl ReadCache {
         let set = conn.set_ex::<_, _, ()>(self.key(order.id), json, TTL_SECS);
         let _ = tokio::time::timeout(CALL_TIMEOUT, set).await;
     }
-
-    /// Drops an order's entry: it changed.
-    pub async fn invalidate(&self, id: OrderId) {
-        let Some(mut conn) = self.conn() else {
-            return;
-        };
-        let _ = tokio::time::timeout(CALL_TIMEOUT, conn.del::<_, ()>(self.key(id))).await;
-    }
 }
