@@ -33,6 +33,9 @@ read -r lu ls <"$WORK/load.time"
   echo "  redis        $(echo "$redis1 - $redis0" | bc)"
   echo "  machine busy $(echo "$busy1 - $busy0" | bc)"
   echo "server RSS: $(awk '/VmRSS/ {print $2, $3}' "/proc/$SERVER/status")"
+  # What the figures depend on besides the build: the CPU and how PostgreSQL is set up (with
+  # autovacuum off, dead rows pile up within a run).
+  echo "machine: $(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo), $(nproc) CPUs; PostgreSQL $(psql "$PG/postgres" -Atc "SHOW server_version" 2>/dev/null | cut -d' ' -f1), autovacuum $(psql "$PG/postgres" -Atc "SHOW autovacuum" 2>/dev/null)"
   echo "server CPU seconds by thread:"
   join -a2 -e0 -o 0,1.2,2.2 <(echo "$threads0") <(echo "$threads1") |
     awk '{printf "  %-22s %.1f\n", $1, $3 - $2}' | sort -k2 -nr | head -8
