@@ -1,5 +1,6 @@
 # Sourced by the bench scripts: starts a release `dabba serve` on PostgreSQL + Redis with a
-# fresh database, and tears both down on exit. Sets SERVER (pid), PORT, URL.
+# fresh database and its own Redis keys (streams, cache, limits), and tears them down on exit.
+# Sets SERVER (pid), PORT, URL.
 # DABBA_SERVER_BIN runs another build of the server (e.g. an older commit's, for a side-by-side
 # comparison) against the same load generator.
 PG=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
@@ -18,7 +19,7 @@ psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
 # shellcheck disable=SC2086
-env DABBA_BIND=127.0.0.1:$PORT DATABASE_URL="$PG/$DB" REDIS_URL="$REDIS" DABBA_JWT_SECRET="$BENCH_SECRET" DABBA_WS_MAX_PER_IP=1000000 \
+env DABBA_BIND=127.0.0.1:$PORT DABBA_STREAM_PREFIX="$DB" DATABASE_URL="$PG/$DB" REDIS_URL="$REDIS" DABBA_JWT_SECRET="$BENCH_SECRET" DABBA_WS_MAX_PER_IP=1000000 \
   RUST_LOG=warn ${SERVER_ENV:-} "${DABBA_SERVER_BIN:-target/release/dabba}" serve >"$WORK/server.log" 2>&1 &
 SERVER=$!
 cleanup() {
@@ -31,6 +32,11 @@ cleanup() {
   kill "$SERVER" 2>/dev/null || true
   wait "$SERVER" 2>/dev/null || true
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
+  # The run's streams, cache and rate-limit keys go with its database: streams are numbered
+  # by the database's log, so a later run reusing them would find them ahead of its own log.
+  if command -v redis-cli >/dev/null; then
+    redis-cli -u "$REDIS" --scan --pattern "$DB:*" | xargs -r -n 500 redis-cli -u "$REDIS" DEL >/dev/null 2>&1 || true
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT

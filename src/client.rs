@@ -110,6 +110,33 @@ impl Client {
         body: Option<&Value>,
         headers: &[(&str, &str)],
     ) -> anyhow::Result<Reply> {
+        let resp = self.send(method, path, token, body, headers).await?;
+        reply(resp).await
+    }
+
+    /// One request whose answer is kept as bytes, not parsed: for a caller that reads one
+    /// field or none (the load generator, which shares the machine with the server it
+    /// measures, would otherwise build a JSON tree of every order it is sent back).
+    pub async fn call_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+    ) -> anyhow::Result<(u16, Bytes)> {
+        let mut resp = self.send(method, path, token, body, &[]).await?;
+        let bytes = resp.body().limit(MAX_BODY).await?;
+        Ok((resp.status().as_u16(), bytes))
+    }
+
+    async fn send(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> anyhow::Result<awc::ClientResponse> {
         let mut req = self
             .http
             .request(method.parse()?, format!("{}{}", self.base, path));
@@ -123,8 +150,7 @@ impl Client {
             Some(b) => req.send_json(b).await,
             None => req.send().await,
         };
-        let resp = sent.map_err(|e| anyhow::anyhow!("{method} {path}: {e}"))?;
-        reply(resp).await
+        sent.map_err(|e| anyhow::anyhow!("{method} {path}: {e}"))
     }
 
     /// A request with a body sent as is (malformed JSON, odd content), for tests of refusals.

@@ -24,6 +24,8 @@ pub const CURSOR: &str = "redis_streams";
 const PAGE: usize = 1_000;
 /// How long an idle publisher sleeps when no commit wakes it.
 const IDLE: Duration = Duration::from_millis(200);
+/// How often a publisher that found its streams ahead of the log looks again.
+const FOREIGN_RECHECK: Duration = Duration::from_secs(2);
 /// How often stream lengths are measured.
 const LENGTH_EVERY: Duration = Duration::from_secs(5);
 /// Streams keep at least this much history (trimmed approximately beyond it).
@@ -167,6 +169,11 @@ impl Publisher {
             let known = match tops.take() {
                 Some(t) => t,
                 None => match self.stream_tops().await {
+                    Ok(t) if self.foreign(&t, last.max(cursor)).await => {
+                        unpublished = page;
+                        tokio::time::sleep(FOREIGN_RECHECK).await;
+                        continue;
+                    }
                     Ok(t) => t,
                     Err(error) => {
                         unpublished = page;
@@ -190,6 +197,43 @@ impl Publisher {
                 }
             }
         }
+    }
+
+    /// Whether a stream is ahead of this database's log: its entries then came from another
+    /// database (or from this one before it was restored from a backup), and this log's next
+    /// events, numbered below the stream's top, would be taken for republished ones and
+    /// skipped, lost to every consumer. Nothing is published until the stream is removed or
+    /// `DABBA_STREAM_PREFIX` names fresh streams; the outbox keeps every event meanwhile.
+    /// `reached` is the highest sequence this process has seen the log hold.
+    async fn foreign(&self, tops: &HashMap<Family, i64>, reached: i64) -> bool {
+        let end = match self.store.log_end().await {
+            Ok(end) => end.unwrap_or(0).max(reached),
+            // Unknown: the tops are read again with the next page.
+            Err(_) => return true,
+        };
+        let mut foreign = false;
+        for (family, top) in tops {
+            let key = stream_key(&self.prefix, *family);
+            let ahead = *top > end;
+            metrics::gauge!("dabba_stream_foreign_log", "stream" => key.clone()).set(if ahead {
+                1.0
+            } else {
+                0.0
+            });
+            if ahead {
+                foreign = true;
+                tracing::error!(
+                    stream = %key,
+                    stream_seq = top,
+                    log_seq = end,
+                    "the Redis stream is ahead of this database's event log: it was written from \
+                     another database, or from this one before a restore. Nothing is published \
+                     (the outbox keeps every event) until the stream is deleted or \
+                     DABBA_STREAM_PREFIX names new streams"
+                );
+            }
+        }
+        foreign
     }
 
     async fn failed(&self, error: &redis::RedisError, backoff: &mut Duration) {

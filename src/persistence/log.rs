@@ -98,7 +98,8 @@ impl Store {
         self.optional(sql::event_at_or_after(seq)).await
     }
 
-    async fn log_end(&self) -> StoreResult<Option<i64>> {
+    /// The newest sequence in the outbox (none when it is empty).
+    pub async fn log_end(&self) -> StoreResult<Option<i64>> {
         let row: Option<(Option<i64>,)> = self.optional(sql::log_end()).await?;
         Ok(row.and_then(|(s,)| s))
     }

@@ -284,6 +284,12 @@ pub const CATALOGUE: &[Entry] = &[
         "events already in the stream, skipped",
     ),
     (
+        "dabba_stream_foreign_log",
+        Gauge,
+        "stream",
+        "1 while a Redis stream is ahead of this database's log (another database's, or a restore's): nothing is published to it",
+    ),
+    (
         "dabba_stream_publish_lag_seconds",
         Histogram,
         "",

@@ -142,6 +142,69 @@ async fn every_committed_event_reaches_its_stream_in_commit_order() {
     assert!(again.is_err(), "a sequence already published is refused");
 }
 
+/// `dabba_stream_foreign_log{stream}` as the server reports it.
+async fn foreign_gauge(app: &TestApp, key: &str) -> Option<f64> {
+    let metrics = app.call("GET", "/metrics", None, None).await;
+    let line = format!("dabba_stream_foreign_log{{stream=\"{key}\"}} ");
+    metrics
+        .body
+        .as_str()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(line.as_str()))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+#[actix_web::test]
+async fn a_stream_ahead_of_the_log_is_reported_and_never_taken_for_published_events() {
+    // A stream written from another database (or from this one before a restore from a
+    // backup) holds sequences this log has not reached: the log's next events, numbered below
+    // them, must not be skipped as if already published.
+    let app = spawn_app_with(Options {
+        redis_url: Some(redis_url()),
+        ..Options::default()
+    })
+    .await;
+    let key = stream_key(&app.stream_prefix, Family::Orders);
+    let mut conn = redis().await;
+    let _: String = redis::cmd("XADD")
+        .arg(&key)
+        .arg(entry_id(1_000_000))
+        .arg("event_id")
+        .arg("from-another-database")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let restaurant = app.restaurant().await;
+    let (_, customer) = app.customer().await;
+    let orders = vec![place_and_cancel(&app, &customer, &restaurant.0).await];
+    let expected = logged(&app, &orders).await;
+    assert_eq!(expected.len(), 2);
+    eventually("the foreign stream reported", async || {
+        (foreign_gauge(&app, &key).await == Some(1.0)).then_some(())
+    })
+    .await;
+    let held: usize = redis::cmd("XLEN")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(held, 1, "nothing published into another log's stream");
+    // The operator removes the stale stream: the events the outbox kept are published.
+    let _: i64 = redis::cmd("DEL")
+        .arg(&key)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    eventually("published after the stale stream went", async || {
+        stream_matches(&app.stream_prefix, &expected)
+            .await
+            .then_some(())
+    })
+    .await;
+    assert_eq!(foreign_gauge(&app, &key).await, Some(0.0));
+}
+
 #[actix_web::test]
 async fn with_redis_away_orders_are_taken_and_the_stream_catches_up_in_order() {
     let proxy = Proxy::start("127.0.0.1:6379".into()).await;
