@@ -33,9 +33,9 @@ pub(super) async fn timed(
         }
         // The workload races itself (a customer cancels while the restaurant accepts):
         // the server refusing is the right answer, not an error.
-        Ok((status, _)) if matches!(status, 404 | 409 | 422) => None,
+        Ok((404 | 409 | 422, _)) => None,
         // Shed load (503 overloaded) or rate limited: counted apart from errors.
-        Ok((status, _)) if matches!(status, 429 | 503) => {
+        Ok((429 | 503, _)) => {
             state.borrow_mut().refused(flow);
             None
         }
