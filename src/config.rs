@@ -109,8 +109,7 @@ pub struct ServeConfig {
     /// Most database connections the server opens.
     #[arg(long, env = "DABBA_DB_MAX_CONNECTIONS", default_value_t = 16)]
     pub db_max_connections: u32,
-    /// HTTP worker threads (default: one per core). 0 serves HTTP on the engine's commit
-    /// thread itself, with no worker threads (fewer thread switches per request).
+    /// HTTP worker threads (default: one per core).
     #[arg(long, env = "DABBA_WORKERS")]
     pub workers: Option<usize>,
 }

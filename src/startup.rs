@@ -18,7 +18,7 @@ use crate::telemetry;
 
 pub struct Application {
     port: u16,
-    serving: Serving,
+    server: Server,
     engine: Engine,
     /// Released when the server stops (dropped with the application).
     _lock: InstanceLock,
@@ -101,7 +101,7 @@ impl Application {
         if features.test_clock {
             tracing::warn!("test clock enabled: POST /v1/test/clock moves the engine's time");
         }
-        let app = move || {
+        let mut server = HttpServer::new(move || {
             App::new()
                 .app_data(data.clone())
                 .app_data(keys.clone())
@@ -115,37 +115,23 @@ impl Application {
                 // its request id.
                 .wrap(actix_web::middleware::from_fn(api::observe::middleware))
                 .configure(|cfg| api::configure(cfg, features))
-        };
+        })
+        .on_connect(api::ws::remember_socket)
+        .listen(listener)?
+        .shutdown_timeout(5);
         let workers = config.workers.unwrap_or_else(|| {
             std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
         });
-        // Raised before any socket is accepted (EMFILE would stall every accept).
-        let sockets = crate::limits_os::raise_open_files();
-        let serving = if workers == 0 {
-            tracing::info!("serving HTTP on the commit thread (DABBA_WORKERS=0)");
-            Serving::Inline(api::inline::serve(
-                &engine.commit_thread(),
-                listener,
-                app,
-                api::ws::remember_socket,
-                sockets.map_or(usize::MAX, |s| usize::try_from(s).unwrap_or(usize::MAX)),
-            )?)
-        } else {
-            let mut server = HttpServer::new(app)
-                .on_connect(api::ws::remember_socket)
-                .listen(listener)?
-                .shutdown_timeout(5)
-                .workers(workers);
-            // Stop accepting before the process runs out of files, not after.
-            if let Some(sockets) = sockets {
-                let per_worker = usize::try_from(sockets).unwrap_or(usize::MAX) / workers;
-                server = server.max_connections(per_worker.max(1));
-            }
-            Serving::Workers(server.run())
-        };
+        server = server.workers(workers);
+        // Stop accepting before the process runs out of files, not after (EMFILE would stall
+        // every accept, health checks included).
+        if let Some(sockets) = crate::limits_os::raise_open_files() {
+            let per_worker = usize::try_from(sockets).unwrap_or(usize::MAX) / workers.max(1);
+            server = server.max_connections(per_worker.max(1));
+        }
         Ok(Self {
             port,
-            serving,
+            server: server.run(),
             engine,
             _lock: lock,
         })
@@ -159,70 +145,14 @@ impl Application {
         &self.engine
     }
 
-    pub fn server_handle(&self) -> ServerHandle {
-        match &self.serving {
-            Serving::Workers(server) => ServerHandle::Workers(server.handle()),
-            Serving::Inline(server) => ServerHandle::Inline(server.stopper()),
-        }
+    pub fn server_handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = match self.serving {
-            Serving::Workers(server) => server.await,
-            Serving::Inline(server) => {
-                until_signalled(server).await;
-                Ok(())
-            }
-        };
+        let served = self.server.await;
         self.engine.stop();
         served
-    }
-}
-
-/// How the server takes connections: actix-server's worker threads, or the commit thread.
-enum Serving {
-    Workers(Server),
-    Inline(api::inline::InlineServer),
-}
-
-/// Stops the server from elsewhere (tests, the shutdown path).
-#[derive(Clone)]
-pub enum ServerHandle {
-    Workers(actix_web::dev::ServerHandle),
-    Inline(tokio::sync::watch::Sender<bool>),
-}
-
-impl ServerHandle {
-    /// Stops accepting (and with worker threads, stops them, gracefully or not).
-    pub fn stop(&self, graceful: bool) -> futures_util::future::BoxFuture<'static, ()> {
-        match self {
-            Self::Workers(handle) => Box::pin(handle.stop(graceful)),
-            Self::Inline(stop) => {
-                let _ = stop.send(true);
-                Box::pin(std::future::ready(()))
-            }
-        }
-    }
-}
-
-/// Serves until stopped, or until SIGINT/SIGTERM (actix-server handles these itself for its
-/// workers).
-async fn until_signalled(server: api::inline::InlineServer) {
-    let stopper = server.stopper();
-    let signalled = async {
-        let mut term =
-            actix_rt::signal::unix::signal(actix_rt::signal::unix::SignalKind::terminate()).ok();
-        tokio::select! {
-            _ = actix_rt::signal::ctrl_c() => {}
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending::<()>().await } } => {}
-        }
-    };
-    tokio::select! {
-        () = server.stopped() => {}
-        () = signalled => {
-            tracing::info!("signal received: stopping");
-            let _ = stopper.send(true);
-        }
     }
 }
 

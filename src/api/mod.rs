@@ -14,7 +14,6 @@ pub mod extract;
 mod fuzz;
 pub mod gate;
 pub mod idempotency;
-pub mod inline;
 pub mod limits;
 pub mod menus;
 pub mod money;

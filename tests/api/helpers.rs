@@ -31,7 +31,7 @@ pub struct TestApp {
     pub client: dabba::client::Client,
     pub ops: String,
     keys: Keys,
-    server: dabba::startup::ServerHandle,
+    server: actix_web::dev::ServerHandle,
     engine: dabba::actors::Engine,
     /// The prefix of this server's Redis streams.
     pub stream_prefix: String,
@@ -232,13 +232,7 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         redispatch_cooldown_secs: 120,
         radius_m: 5_000.0,
         test_clock: opts.test_clock,
-        // DABBA_TEST_WORKERS=0 runs the suite with HTTP served on the commit thread.
-        workers: Some(
-            std::env::var("DABBA_TEST_WORKERS")
-                .ok()
-                .and_then(|w| w.parse().ok())
-                .unwrap_or(2),
-        ),
+        workers: Some(2),
         commit_max_batch: 256,
         commit_delay_us: 0,
         commit_overlap_from: dabba::persistence::writer::OVERLAP_FROM,

@@ -236,11 +236,6 @@ impl Engine {
     }
 
     /// Stops the engine's threads (and with them its actors, writer and connections).
-    /// The thread the writer, the dispatcher and the order actors run on.
-    pub fn commit_thread(&self) -> ArbiterHandle {
-        self.orders_arbiter.clone()
-    }
-
     pub fn stop(&self) {
         for arbiter in self.arbiters.iter() {
             arbiter.stop();
