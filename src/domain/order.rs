@@ -119,33 +119,23 @@ impl Stage {
 /// dispatch never need another lookup.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Order {
-    pub id: OrderId,
-    pub customer_id: CustomerId,
-    pub restaurant_id: RestaurantId,
-    pub restaurant_location: LatLng,
-    pub rider_id: Option<RiderId>,
-    pub items: Vec<Item>,
-    pub total_cents: Cents,
-    pub delivery: Delivery,
-    #[serde(serialize_with = "crate::domain::rfc3339::utc_opt")]
-    pub deliver_at: Option<DateTime<Utc>>,
+    // Fields are in this order for PostgreSQL: an order's row is rewritten at each version,
+    // on the same page, and the write-ahead log then records only the bytes between the
+    // first and the last that changed. What changes comes first in the stored JSON (the last
+    // column), what never changes (items, the delivery address) last.
     pub stage: Stage,
-    #[serde(serialize_with = "crate::domain::rfc3339::utc")]
-    pub placed_at: DateTime<Utc>,
+    pub version: u64,
     #[serde(serialize_with = "crate::domain::rfc3339::utc")]
     pub updated_at: DateTime<Utc>,
-    pub version: u64,
-    pub refund: Option<Refund>,
-    pub reject_reason: Option<String>,
+    pub rider_id: Option<RiderId>,
     /// Riders offered the order up to and including the one who accepted (0 until then).
     #[serde(default)]
     pub offers: u32,
     /// How it is paid (absent on orders placed before payments were recorded).
     #[serde(default)]
     pub payment: Option<OrderPayment>,
-    /// The kitchen's time for this order, as the restaurant said when it was placed.
-    #[serde(default = "default_prep_minutes")]
-    pub prep_minutes: u32,
+    pub refund: Option<Refund>,
+    pub reject_reason: Option<String>,
     /// When the restaurant is (or was) asked: the planned start of a scheduled order, else
     /// its placement; `None` while it is queued for room in a full kitchen. The answer timeout
     /// runs from here.
@@ -159,9 +149,23 @@ pub struct Order {
     /// Pickup and delivery estimates; `None` once the order is finished.
     #[serde(default)]
     pub eta: Option<Eta>,
+    #[serde(serialize_with = "crate::domain::rfc3339::utc_opt")]
+    pub deliver_at: Option<DateTime<Utc>>,
+    pub delivery: Delivery,
+    pub id: OrderId,
+    pub customer_id: CustomerId,
+    pub restaurant_id: RestaurantId,
+    pub restaurant_location: LatLng,
+    #[serde(serialize_with = "crate::domain::rfc3339::utc")]
+    pub placed_at: DateTime<Utc>,
+    /// The kitchen's time for this order, as the restaurant said when it was placed.
+    #[serde(default = "default_prep_minutes")]
+    pub prep_minutes: u32,
     /// The recurring order this is an occurrence of.
     #[serde(default)]
     pub recurring_id: Option<RecurringId>,
+    pub total_cents: Cents,
+    pub items: Vec<Item>,
 }
 
 fn default_prep_minutes() -> u32 {

@@ -21,6 +21,11 @@ use crate::domain::payment::PaymentOp;
 
 /// How long a request waits for a pooled connection before the store counts as unavailable.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+/// A pooled connection idle longer than this is pinged before it is handed out; one used
+/// more recently is not. sqlx pings every connection it hands out by default: a round trip,
+/// and a wake-up of the PostgreSQL backend, before every write batch and every read, on a
+/// pool whose connections are never idle for more than milliseconds under load.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 /// Percent of each orders page filled by inserts; the rest keeps its later versions.
 const ORDERS_FILLFACTOR: u8 = 50;
 
@@ -36,6 +41,15 @@ impl PostgresStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections.max(2))
             .acquire_timeout(ACQUIRE_TIMEOUT)
+            .test_before_acquire(false)
+            .before_acquire(|conn, meta| {
+                Box::pin(async move {
+                    if meta.idle_for > PING_IF_IDLE_FOR {
+                        sqlx::Connection::ping(conn).await?;
+                    }
+                    Ok(true)
+                })
+            })
             .connect(url)
             .await?;
         sqlx::migrate!("./migrations/postgres").run(&pool).await?;
@@ -306,7 +320,7 @@ fn bind_money<'q>(call: Call<'q>, txns: &[&LedgerTxn], ops: &[&PaymentOp]) -> Ca
 }
 
 /// Outbox events ($57–$65), in commit order.
-fn bind_events<'q>(call: Call<'q>, events: &[&OutboxEvent]) -> Call<'q> {
+fn bind_events<'q>(call: Call<'q>, events: &'q [&OutboxEvent]) -> Call<'q> {
     call.bind(column(events, |e| e.event_id.to_string()))
         .bind(column(events, |e| e.kind))
         .bind(column(events, |e| e.order_id.to_string()))
@@ -314,7 +328,8 @@ fn bind_events<'q>(call: Call<'q>, events: &[&OutboxEvent]) -> Call<'q> {
         .bind(column(events, |e| e.to.customer.to_string()))
         .bind(column(events, |e| e.to.restaurant.to_string()))
         .bind(column(events, |e| e.to.rider.map(|r| r.to_string())))
-        .bind(column(events, |e| e.payload.to_string()))
+        // Borrowed, not copied: a batch's payloads are most of its bytes.
+        .bind(column(events, |e| &*e.payload))
         .bind(column(events, |e| millis(e.at)))
 }
 #[cfg(test)]
