@@ -331,3 +331,71 @@ async fn the_position_of_a_time_in_the_log_is_found_without_a_scan() {
     assert_eq!(store.seq_before(at(-60)).await.unwrap(), seqs[0] - 1);
     assert_eq!(store.seq_before(at(20 * 60)).await.unwrap(), seqs[9]);
 }
+
+/// Counts the events of each committed batch.
+#[derive(Default)]
+struct BatchSizes(std::sync::Mutex<Vec<usize>>);
+
+impl EventSink for BatchSizes {
+    fn committed(&self, events: &[dabba::persistence::CommittedEvent]) {
+        self.0.lock().unwrap().push(events.len());
+    }
+}
+
+/// Under load, a queue that has just drained refills within milliseconds (the replies of the
+/// last batch bring the next writes): the writer waits for it rather than sending a batch of
+/// one. Lightly loaded, a lone write is sent at once.
+#[actix_web::test]
+async fn a_busy_writer_waits_for_its_queue_to_refill_and_an_idle_one_does_not() {
+    use dabba::persistence::writer::OVERLAP_FROM;
+
+    let (store, dir) = crate::helpers::bare_store().await;
+    let refill = Duration::from_millis(400);
+    let config = WriterConfig {
+        refill_wait: refill,
+        ..WriterConfig::default()
+    };
+    let sizes = Arc::new(BatchSizes::default());
+    let (writer, task) = Writer::new(store.clone(), config, sizes.clone());
+    let unit = || {
+        let o = order(CustomerId::new());
+        let event = relay::order_updated(&o, Utc::now());
+        WriteUnit::new(vec![
+            Write::PlaceOrder {
+                order: o,
+                idempotency: None,
+            },
+            Write::Event(event),
+        ])
+    };
+
+    // Idle: a lone write commits without waiting for company.
+    let started = std::time::Instant::now();
+    actix_web::rt::spawn(task);
+    writer.submit(unit()).await.unwrap();
+    assert!(started.elapsed() < refill, "an idle writer waited");
+
+    // Busy: a batch of OVERLAP_FROM + 8, then one write and, 50 ms later, the rest.
+    let busy: Vec<_> = (0..OVERLAP_FROM + 8)
+        .map(|_| writer.submit(unit()))
+        .collect();
+    for done in futures_util::future::join_all(busy).await {
+        done.unwrap();
+    }
+    let lone = writer.submit(unit());
+    actix_web::rt::time::sleep(Duration::from_millis(50)).await;
+    let rest: Vec<_> = (0..OVERLAP_FROM).map(|_| writer.submit(unit())).collect();
+    lone.await.unwrap();
+    for done in futures_util::future::join_all(rest).await {
+        done.unwrap();
+    }
+    let sizes = sizes.0.lock().unwrap().clone();
+    assert_eq!(
+        sizes.last(),
+        Some(&(OVERLAP_FROM + 1)),
+        "the lone write went alone: batches {sizes:?}"
+    );
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
