@@ -63,10 +63,6 @@ pub struct ServeConfig {
     /// the commit finishes first, so fewer, larger batches; 0: always overlap).
     #[arg(long, env = "DABBA_COMMIT_OVERLAP_FROM", default_value_t = crate::persistence::writer::OVERLAP_FROM)]
     pub commit_overlap_from: usize,
-    /// Under load, microseconds the writer waits for a just-drained queue to refill before it
-    /// sends a tiny batch (0: never).
-    #[arg(long, env = "DABBA_COMMIT_REFILL_US", default_value_t = crate::persistence::writer::REFILL_WAIT.as_micros() as u64)]
-    pub commit_refill_us: u64,
     /// Placement latency (ms) the admission limit steers towards: above it, the limit on
     /// placements in flight shrinks and the excess gets `503 overloaded` at once.
     #[arg(long, env = "DABBA_ADMISSION_TARGET_MS", default_value_t = crate::actors::admission::TARGET_LATENCY.as_millis() as u64)]
@@ -151,7 +147,6 @@ impl ServeConfig {
                 max_batch: self.commit_max_batch.max(1),
                 max_delay: Duration::from_micros(self.commit_delay_us),
                 overlap_from: self.commit_overlap_from,
-                refill_wait: Duration::from_micros(self.commit_refill_us),
                 queue: self.commit_queue.max(1),
                 ..WriterConfig::default()
             },

@@ -30,8 +30,6 @@ use super::{BatchOutcome, CommittedEvent, Store, StoreError, StoreResult, UnitOu
 
 /// Default [`WriterConfig::overlap_from`].
 pub const OVERLAP_FROM: usize = 32;
-/// Default [`WriterConfig::refill_wait`].
-pub const REFILL_WAIT: Duration = Duration::from_millis(2);
 
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
@@ -43,12 +41,6 @@ pub struct WriterConfig {
     /// it the writer lets the commit finish first, so a lightly loaded writer sends fewer,
     /// larger batches (0: always stage beside the commit in flight).
     pub overlap_from: usize,
-    /// Under load (the last batch held at least `overlap_from` units), how long the writer
-    /// waits for the queue to refill to `overlap_from` when it has just drained, rather than
-    /// sending a batch of a unit or two (zero: never). The replies of a large batch bring the
-    /// next writes within milliseconds; a tiny batch in between costs the serial path a whole
-    /// statement and commit.
-    pub refill_wait: Duration,
     /// Units that may wait; beyond this, writes are refused with [`StoreError::Overloaded`].
     pub queue: usize,
     /// New work waiting longer than this to start is refused (and so is new work arriving
@@ -62,7 +54,6 @@ impl Default for WriterConfig {
             max_batch: 256,
             max_delay: Duration::ZERO,
             overlap_from: OVERLAP_FROM,
-            refill_wait: REFILL_WAIT,
             queue: 16_384,
             max_queue_wait: Duration::from_millis(100),
         }
@@ -274,8 +265,6 @@ async fn run(
     let max = config.max_batch.max(1);
     let mut pending: VecDeque<Job> = VecDeque::new();
     let mut inflight: Option<Committing> = None;
-    // Units in the batch staged last: whether the writer is under load.
-    let mut last_units = 0;
     loop {
         if pending.is_empty() {
             // Drained: nothing waits, so new work is welcome again.
@@ -303,15 +292,6 @@ async fn run(
             let done = c.commit.await;
             settle(&store, sink.as_ref(), &health, done, c.units, c.dones).await;
         }
-        if last_units >= config.overlap_from.max(1) && pending.len() < config.overlap_from {
-            refill(
-                &mut rx,
-                &mut pending,
-                config.overlap_from,
-                config.refill_wait,
-            )
-            .await;
-        }
         gather(&mut rx, &mut pending, max, config.max_delay).await;
         let take = pending.len().min(max);
         let batch = shed_stale(pending.drain(..take), &health, config.max_queue_wait);
@@ -327,7 +307,6 @@ async fn run(
             continue;
         }
         metrics::histogram!("dabba_writer_batch_units").record(units.len() as f64);
-        last_units = units.len();
         // A batch that commits as it is written may not overtake the commit in flight.
         if store.commits_as_staged(&units)
             && let Some(c) = inflight.take()
@@ -399,22 +378,6 @@ fn shed_stale(jobs: impl Iterator<Item = Job>, health: &Health, max_wait: Durati
     health.set_queue_wait(oldest);
     metrics::histogram!("dabba_writer_queue_wait_seconds").record(oldest.as_secs_f64());
     kept
-}
-
-/// Waits up to `wait` for `pending` to hold `enough` units.
-async fn refill(
-    rx: &mut mpsc::Receiver<Job>,
-    pending: &mut VecDeque<Job>,
-    enough: usize,
-    wait: Duration,
-) {
-    let deadline = tokio::time::Instant::now() + wait;
-    while pending.len() < enough {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(job)) => pending.push_back(job),
-            _ => break,
-        }
-    }
 }
 
 /// Adds whatever else is queued (waiting up to `max_delay` for more) to `pending`.

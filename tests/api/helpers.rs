@@ -236,7 +236,6 @@ pub async fn spawn_app_with(opts: Options) -> TestApp {
         commit_max_batch: 256,
         commit_delay_us: 0,
         commit_overlap_from: dabba::persistence::writer::OVERLAP_FROM,
-        commit_refill_us: dabba::persistence::writer::REFILL_WAIT.as_micros() as u64,
         commit_queue: opts.commit_queue,
         admission_target_ms: dabba::actors::admission::TARGET_LATENCY.as_millis() as u64,
         retention_days: 365,
