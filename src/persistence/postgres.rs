@@ -24,7 +24,10 @@ const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
 /// A pooled connection idle longer than this is pinged before it is handed out; one used
 /// more recently is not. sqlx pings every connection it hands out by default: a round trip,
 /// and a wake-up of the PostgreSQL backend, before every write batch and every read, on a
-/// pool whose connections are never idle for more than milliseconds under load.
+/// pool whose connections are never idle for more than milliseconds under load. The price:
+/// a connection PostgreSQL closed within a second of its last use (a restart, a failover)
+/// fails the statement that picks it up, as a statement in flight then would have, and the
+/// writer's outage probe brings writes back.
 const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 /// Percent of each orders page filled by inserts; the rest keeps its later versions.
 const ORDERS_FILLFACTOR: u8 = 50;
