@@ -135,7 +135,10 @@ impl Dispatcher {
         for order_id in orders {
             if let Some(addr) = self.services.directory.order(order_id) {
                 actix_rt::spawn(async move {
-                    if let Err(error) = addr.send(ApplyCommand(Command::GiveUpDispatch)).await {
+                    if let Err(error) = addr
+                        .send(ApplyCommand::by_engine(Command::GiveUpDispatch))
+                        .await
+                    {
                         tracing::error!(%order_id, %error, "could not end undispatched order");
                     }
                 });
@@ -306,7 +309,7 @@ impl Handler<UpdateLocation> for Dispatcher {
         // The order the rider carries refreshes its estimate (committed only when it moves
         // by a minute or more).
         if let Some(addr) = carried.and_then(|o| self.services.directory.order(o)) {
-            addr.do_send(ApplyCommand(Command::Reestimate {
+            addr.do_send(ApplyCommand::by_engine(Command::Reestimate {
                 rider: msg.rider,
                 at: msg.at,
             }));

@@ -14,7 +14,7 @@ use super::restaurant::Track;
 use super::services::Shared;
 use super::supervision::{ActorKind, Restarts, guarded};
 use crate::domain::ledger;
-use crate::domain::{Command, Order, Stage};
+use crate::domain::{Command, Order, Party, Stage};
 use crate::events::relay;
 use crate::payments::plan::settlement_ops;
 use crate::persistence::{Write, WriteUnit};
@@ -33,7 +33,18 @@ pub struct OrderActor {
 /// Apply a state-machine command; answers with the order after the change is durable.
 #[derive(Message)]
 #[rtype(result = "Result<Order, EngineError>")]
-pub struct ApplyCommand(pub Command);
+pub struct ApplyCommand {
+    pub cmd: Command,
+    /// Who asks (checked against the order before anything changes); `None` is the engine.
+    pub by: Option<Party>,
+}
+
+impl ApplyCommand {
+    /// A command of the engine's own (dispatch, timers): no party to check.
+    pub fn by_engine(cmd: Command) -> Self {
+        Self { cmd, by: None }
+    }
+}
 
 #[derive(Message)]
 #[rtype(result = "Order")]
@@ -274,8 +285,13 @@ impl Supervised for OrderActor {
 impl Handler<ApplyCommand> for OrderActor {
     type Result = AtomicResponse<Self, Result<Order, EngineError>>;
 
-    fn handle(&mut self, ApplyCommand(cmd): ApplyCommand, ctx: &mut Self::Context) -> Self::Result {
-        AtomicResponse::new(self.transition(cmd, ctx))
+    fn handle(&mut self, msg: ApplyCommand, ctx: &mut Self::Context) -> Self::Result {
+        if let Some(party) = msg.by
+            && !self.order.involves(party)
+        {
+            return AtomicResponse::new(Box::pin(fut::ready(Err(EngineError::Forbidden))));
+        }
+        AtomicResponse::new(self.transition(msg.cmd, ctx))
     }
 }
 

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::error::ApiError;
-use crate::domain::{CustomerId, RestaurantId, RiderId};
+use crate::domain::{CustomerId, Party, RestaurantId, RiderId};
 pub use crate::tokens::{Claims, Keys, Role};
 
 /// The authenticated caller of a request.
@@ -21,6 +21,16 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The party the caller is to any order (what an order's actor checks it against).
+    pub fn party(&self) -> Party {
+        match self.role {
+            Role::Customer => Party::Customer(CustomerId(self.sub)),
+            Role::Restaurant => Party::Restaurant(RestaurantId(self.sub)),
+            Role::Rider => Party::Rider(RiderId(self.sub)),
+            Role::Ops => Party::Ops,
+        }
+    }
+
     pub fn is(&self, role: Role) -> bool {
         self.role == role
     }

@@ -17,8 +17,8 @@ use super::idempotency::{self, Reply};
 use crate::actors::{Engine, NewOrderRequest};
 use crate::domain::order::Refund;
 use crate::domain::{
-    Cents, Command, CustomerId, Delivery, ItemId, LatLng, Order, OrderId, OrderLine, PaymentMethod,
-    RestaurantId, RiderId,
+    Cents, Command, CustomerId, Delivery, ItemId, LatLng, Order, OrderId, OrderLine, Party,
+    PaymentMethod, RestaurantId, RiderId,
 };
 use crate::persistence::HistoryCursor;
 use crate::wire::{OrderView, RestaurantView};
@@ -46,12 +46,7 @@ impl Responder for OrderBody {
 
 /// Who may read an order: its customer, its restaurant, its rider, ops.
 pub fn visible_order(caller: &Caller, order: &Order) -> bool {
-    match caller.role {
-        Role::Ops => true,
-        Role::Customer => order.customer_id.0 == caller.sub,
-        Role::Restaurant => order.restaurant_id.0 == caller.sub,
-        Role::Rider => order.rider_id.map(|r| r.0) == Some(caller.sub),
-    }
+    order.involves(caller.party())
 }
 
 /// One line of an order: a menu item and how many. The server takes the name and price from
@@ -286,11 +281,12 @@ pub async fn get_one(
     Ok(load_visible(&engine, &caller, *id).await?.into())
 }
 
-/// Loads the caller's own order (customers only).
+/// Reads the caller's own order (customers only), for changes whose input is judged after
+/// who may make them.
 async fn own_order(engine: &Engine, caller: &Caller, id: Uuid) -> ApiResult<Order> {
-    let customer = caller.customer()?;
+    let customer = Party::Customer(caller.customer()?);
     let order = engine.order(OrderId(id)).await?;
-    if order.customer_id != customer {
+    if !order.involves(customer) {
         return Err(ApiError::forbidden());
     }
     Ok(order)
@@ -332,8 +328,8 @@ pub async fn cancel(
     id: web::Path<Uuid>,
 ) -> ApiResult<HttpResponse> {
     idempotency::run(&req, &engine, &caller, b"", async {
-        let order = own_order(&engine, &caller, *id).await?;
-        let order = engine.apply(order.id, Command::Cancel).await?;
+        let customer = Party::Customer(caller.customer()?);
+        let order = engine.act(customer, OrderId(*id), Command::Cancel).await?;
         Ok(Reply::ok(&Cancelled {
             refund: order.refund,
             order: OrderView::from(&order),
@@ -355,8 +351,11 @@ pub async fn pickup(
     id: web::Path<Uuid>,
 ) -> ApiResult<OrderBody> {
     let rider = assigned_rider(&caller)?;
-    let order = load_visible(&engine, &caller, *id).await?;
-    Ok(engine.apply(order.id, Command::Pickup(rider)).await?.into())
+    let cmd = Command::Pickup(rider);
+    Ok(engine
+        .act(Party::Rider(rider), OrderId(*id), cmd)
+        .await?
+        .into())
 }
 
 #[utoipa::path(post, path = "/v1/orders/{id}/deliver", tag = "riders", params(("id" = Uuid, Path)),
@@ -368,9 +367,9 @@ pub async fn deliver(
     id: web::Path<Uuid>,
 ) -> ApiResult<OrderBody> {
     let rider = assigned_rider(&caller)?;
-    let order = load_visible(&engine, &caller, *id).await?;
+    let cmd = Command::Deliver(rider);
     Ok(engine
-        .apply(order.id, Command::Deliver(rider))
+        .act(Party::Rider(rider), OrderId(*id), cmd)
         .await?
         .into())
 }

@@ -10,7 +10,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{MAX_NAME_CHARS, MAX_REASON_CHARS, MaybeJson, ValidJson, optional_text, text};
 use super::idempotency::{self, Reply};
 use crate::actors::Engine;
-use crate::domain::{Command, LatLng, OrderId, RestaurantId, Stage};
+use crate::domain::{Command, LatLng, OrderId, Party, RestaurantId, Stage};
 use crate::wire::{OrderView, RestaurantView};
 
 #[derive(Deserialize, ToSchema)]
@@ -195,16 +195,6 @@ pub async fn orders(
     }))
 }
 
-/// Loads an order the calling restaurant owns.
-async fn own_order(engine: &Engine, caller: &Caller, rid: Uuid, oid: Uuid) -> ApiResult<OrderId> {
-    let rid = caller.own_restaurant(RestaurantId(rid))?;
-    let order = engine.order(OrderId(oid)).await?;
-    if order.restaurant_id != rid {
-        return Err(ApiError::forbidden());
-    }
-    Ok(order.id)
-}
-
 #[utoipa::path(post, path = "/v1/restaurants/{rid}/orders/{oid}/accept", tag = "restaurants",
     params(("rid" = Uuid, Path), ("oid" = Uuid, Path)),
     responses((status = 200, body = OrderView), (status = 403), (status = 404), (status = 409)),
@@ -218,8 +208,9 @@ pub async fn accept_order(
 ) -> ApiResult<HttpResponse> {
     let (rid, oid) = path.into_inner();
     idempotency::run(&req, &engine, &caller, b"", async {
-        let id = own_order(&engine, &caller, rid, oid).await?;
-        let order = engine.apply(id, Command::AcceptByRestaurant).await?;
+        let restaurant = Party::Restaurant(caller.own_restaurant(RestaurantId(rid))?);
+        let cmd = Command::AcceptByRestaurant;
+        let order = engine.act(restaurant, OrderId(oid), cmd).await?;
         Ok(Reply::ok(&OrderView::from(&order)))
     })
     .await
@@ -245,15 +236,11 @@ pub async fn reject_order(
     )?
     .unwrap_or_default();
     idempotency::run(&req, &engine, &caller, reason.as_bytes(), async {
-        let id = own_order(&engine, &caller, rid, oid).await?;
-        let order = engine
-            .apply(
-                id,
-                Command::RejectByRestaurant {
-                    reason: reason.clone(),
-                },
-            )
-            .await?;
+        let restaurant = Party::Restaurant(caller.own_restaurant(RestaurantId(rid))?);
+        let cmd = Command::RejectByRestaurant {
+            reason: reason.clone(),
+        };
+        let order = engine.act(restaurant, OrderId(oid), cmd).await?;
         Ok(Reply::ok(&OrderView::from(&order)))
     })
     .await

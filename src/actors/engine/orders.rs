@@ -8,7 +8,7 @@ use crate::actors::restaurant::{Admit, Track};
 use crate::actors::supervision::ActorKind;
 use crate::domain::ledger;
 use crate::domain::order::{NewOrder, new_order};
-use crate::domain::{Command, CustomerId, Order, OrderId, Restaurant, Stage};
+use crate::domain::{Command, CustomerId, Order, OrderId, Party, Restaurant, Stage};
 use crate::events::relay;
 use crate::persistence::{HistoryCursor, RatingRecord, StoreError, UnitOutcome, Write, WriteUnit};
 
@@ -134,12 +134,27 @@ impl Engine {
         Ok(order)
     }
 
-    /// Applies a command to an order through its actor. Finished orders have no actor: the
-    /// state machine still decides, and refuses, so callers get the same errors.
+    /// Applies a command of the engine's own to an order through its actor.
     pub async fn apply(&self, id: OrderId, cmd: Command) -> Result<Order, EngineError> {
+        self.apply_checked(id, ApplyCommand::by_engine(cmd)).await
+    }
+
+    /// Applies a command asked for by `party`: refused as `Forbidden` unless the party takes
+    /// part in the order, checked by the order's actor in the same step as the change.
+    pub async fn act(&self, party: Party, id: OrderId, cmd: Command) -> Result<Order, EngineError> {
+        let msg = ApplyCommand {
+            cmd,
+            by: Some(party),
+        };
+        self.apply_checked(id, msg).await
+    }
+
+    /// Finished orders have no actor: the state machine still decides, and refuses, so callers
+    /// get the same errors.
+    async fn apply_checked(&self, id: OrderId, msg: ApplyCommand) -> Result<Order, EngineError> {
         let _in_mailbox = self.services.actors.enter(ActorKind::Order);
         if let Some(addr) = self.services.directory.order(id) {
-            return addr.send(ApplyCommand(cmd)).await?;
+            return addr.send(msg).await?;
         }
         let order = self
             .services
@@ -147,12 +162,15 @@ impl Engine {
             .order(id)
             .await?
             .ok_or(EngineError::NotFound("order"))?;
+        if msg.by.is_some_and(|party| !order.involves(party)) {
+            return Err(EngineError::Forbidden);
+        }
         if order.stage.is_terminal() {
-            order.apply(cmd, self.now(), &self.services.policy)?;
+            order.apply(msg.cmd, self.now(), &self.services.policy)?;
             return Err(EngineError::InvalidState("the order is finished".into()));
         }
         let addr = self.spawn_order(order);
-        addr.send(ApplyCommand(cmd)).await?
+        addr.send(msg).await?
     }
 
     /// Every offer of the order to a rider and how it ended, oldest first.

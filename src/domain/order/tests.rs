@@ -297,3 +297,20 @@ fn each_version_leaves_the_stored_orders_tail_unchanged() {
         last = next;
     }
 }
+
+#[test]
+fn only_an_orders_own_parties_and_ops_take_part_in_it() {
+    use crate::domain::Party;
+    let mut o = order();
+    let rider = RiderId::new();
+    assert!(o.involves(Party::Customer(o.customer_id)));
+    assert!(o.involves(Party::Restaurant(o.restaurant_id)));
+    assert!(o.involves(Party::Ops));
+    assert!(!o.involves(Party::Customer(CustomerId::new())));
+    assert!(!o.involves(Party::Restaurant(RestaurantId::new())));
+    // A rider takes part only once the order is theirs.
+    assert!(!o.involves(Party::Rider(rider)));
+    o.rider_id = Some(rider);
+    assert!(o.involves(Party::Rider(rider)));
+    assert!(!o.involves(Party::Rider(RiderId::new())));
+}
