@@ -18,6 +18,9 @@ use crate::domain::{Command, CustomerId, Delivery, LatLng, OrderId, RiderId, Rid
 use crate::persistence::{Store, WriteUnit};
 use crate::wire::OfferRestaurant;
 
+mod offers;
+pub use offers::{AcceptOffer, AnswerOffer};
+
 /// How often moved riders' positions are considered for a (rare) snapshot.
 const POSITION_ROUND: Duration = Duration::from_secs(1);
 /// Messages queued for the dispatcher before senders wait.
@@ -355,59 +358,6 @@ impl Handler<UpdateDispatchDelivery> for Dispatcher {
     type Result = ();
     fn handle(&mut self, msg: UpdateDispatchDelivery, ctx: &mut Self::Context) {
         self.run(ctx, |b, _| b.update_delivery(msg.order_id, msg.delivery));
-    }
-}
-
-/// A rider's answer to an offer; answers, once the change is durable, how many riders were
-/// offered the order so far and where the rider is.
-#[derive(Message)]
-#[rtype(result = "Result<(u32, Option<LatLng>), EngineError>")]
-pub struct AnswerOffer {
-    pub rider: RiderId,
-    pub order_id: OrderId,
-    pub accept: bool,
-}
-
-impl Handler<AnswerOffer> for Dispatcher {
-    /// How many riders were offered the order, and where this one is.
-    type Result = ResponseFuture<Result<(u32, Option<LatLng>), EngineError>>;
-
-    fn handle(&mut self, msg: AnswerOffer, ctx: &mut Self::Context) -> Self::Result {
-        let result = self
-            .run(ctx, |b, now| {
-                let fx = b.answer(msg.rider, msg.order_id, msg.accept, now)?;
-                let at = b.whereabouts(msg.rider).and_then(|(at, _)| at);
-                Ok::<_, DispatchError>((fx, (b.offered(msg.order_id), at)))
-            })
-            .ok_or(EngineError::Unavailable);
-        match result {
-            Ok(Ok((fx, offers))) => {
-                let done = self.apply(fx);
-                Box::pin(async move { done.await.map(|()| offers) })
-            }
-            Ok(Err(e)) => Box::pin(async move { Err(e.into()) }),
-            Err(e) => Box::pin(async move { Err(e) }),
-        }
-    }
-}
-
-/// The order actor recorded the assignment (`ok`) or refused it (order ended meanwhile).
-#[derive(Message)]
-#[rtype(result = "()")]
-pub struct AssignmentRecorded {
-    pub rider: RiderId,
-    pub order_id: OrderId,
-    pub ok: bool,
-}
-
-impl Handler<AssignmentRecorded> for Dispatcher {
-    type Result = ();
-    fn handle(&mut self, msg: AssignmentRecorded, ctx: &mut Self::Context) {
-        if let Some(fx) = self.run(ctx, |b, now| {
-            b.assignment_recorded(msg.rider, msg.order_id, msg.ok, now)
-        }) {
-            self.apply_detached(fx);
-        }
     }
 }
 

@@ -2,8 +2,7 @@
 
 use super::Engine;
 use crate::actors::dispatcher::{
-    AnswerOffer, AssignmentRecorded, GetOpenOffer, GetRider, GetStats, SetRiderStatus,
-    UpdateLocation,
+    AcceptOffer, AnswerOffer, GetOpenOffer, GetRider, GetStats, SetRiderStatus, UpdateLocation,
 };
 use crate::actors::error::EngineError;
 use crate::actors::supervision::{ActorKind, InFlight};
@@ -25,7 +24,7 @@ impl Counted<'_> {
     }
 }
 use crate::dispatch::DispatchStats;
-use crate::domain::{Command, LatLng, Order, OrderId, Rider, RiderId, RiderStatus};
+use crate::domain::{LatLng, Order, OrderId, Rider, RiderId, RiderStatus};
 
 impl Engine {
     /// The dispatcher, with the request counted in its mailbox until answered.
@@ -64,27 +63,9 @@ impl Engine {
         rider: RiderId,
         order_id: OrderId,
     ) -> Result<Order, EngineError> {
-        let (offers, from) = self
-            .to_dispatcher()
-            .send(AnswerOffer {
-                rider,
-                order_id,
-                accept: true,
-            })
-            .await??;
-        let assigned = self
-            .apply(order_id, Command::AssignRider(rider, offers, from))
-            .await;
-        self.dispatcher.do_send(AssignmentRecorded {
-            rider,
-            order_id,
-            ok: assigned.is_ok(),
-        });
-        assigned.map_err(|e| match e {
-            // The order ended (cancelled, timed out) while the answer was in flight.
-            EngineError::Order(_) => EngineError::OfferNotActive,
-            other => other,
-        })
+        self.to_dispatcher()
+            .send(AcceptOffer { rider, order_id })
+            .await?
     }
 
     pub async fn reject_offer(&self, rider: RiderId, order_id: OrderId) -> Result<(), EngineError> {
