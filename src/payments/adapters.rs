@@ -2,6 +2,8 @@
 //! [`Outcome`] and [`CallError`]: a timeout is unknown (look it up), a 5xx, a 429 or a refused
 //! connection did not happen (retry or fall back), a decline is final.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -13,12 +15,35 @@ use super::gateway::{
 use crate::domain::Cents;
 use crate::vendors::fake::{RazorpeBody, RazorpePayment};
 
-fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .pool_max_idle_per_host(32)
-        .build()
-        .unwrap_or_default()
+/// Each thread's HTTP client for calls with this timeout. A pooled connection is driven by a
+/// task on the thread that opened it: with one client shared by every thread, a call made on
+/// one HTTP worker would hand its request to whichever thread opened the connection and wait
+/// to be woken back, two thread switches per call. Per thread, a call and its connection stay
+/// on the thread that makes it.
+#[derive(Clone, Copy)]
+struct Http {
+    timeout: Duration,
+}
+
+impl Http {
+    fn client(self) -> reqwest::Client {
+        thread_local! {
+            static CLIENTS: RefCell<HashMap<Duration, reqwest::Client>> = RefCell::default();
+        }
+        CLIENTS.with(|clients| {
+            clients
+                .borrow_mut()
+                .entry(self.timeout)
+                .or_insert_with(|| {
+                    reqwest::Client::builder()
+                        .timeout(self.timeout)
+                        .pool_max_idle_per_host(32)
+                        .build()
+                        .unwrap_or_default()
+                })
+                .clone()
+        })
+    }
 }
 
 fn transport(e: reqwest::Error) -> CallError {
@@ -37,7 +62,7 @@ fn unavailable(status: reqwest::StatusCode) -> CallError {
 pub struct Paycore {
     name: String,
     base: String,
-    http: reqwest::Client,
+    http: Http,
 }
 
 impl Paycore {
@@ -45,7 +70,7 @@ impl Paycore {
         Self {
             name: name.into(),
             base: base.trim_end_matches('/').into(),
-            http: client(timeout),
+            http: Http { timeout },
         }
     }
 }
@@ -59,6 +84,7 @@ impl PaymentGateway for Paycore {
         Box::pin(async move {
             let res = self
                 .http
+                .client()
                 .post(format!("{}/v1/{}", self.base, call.kind.as_str()))
                 .header("Idempotency-Key", &call.key)
                 .json(&json!({"amount_cents": call.amount.0, "token": call.token, "reference": call.reference}))
@@ -85,6 +111,7 @@ impl PaymentGateway for Paycore {
         Box::pin(async move {
             let res = self
                 .http
+                .client()
                 .get(format!("{}/v1/operations/{key}", self.base))
                 .send()
                 .await
@@ -105,6 +132,7 @@ impl PaymentGateway for Paycore {
             }
             let res = self
                 .http
+                .client()
                 .get(format!("{}/v1/operations", self.base))
                 .send()
                 .await
@@ -122,7 +150,7 @@ impl PaymentGateway for Paycore {
 pub struct Razorpe {
     name: String,
     base: String,
-    http: reqwest::Client,
+    http: Http,
 }
 
 impl Razorpe {
@@ -130,7 +158,7 @@ impl Razorpe {
         Self {
             name: name.into(),
             base: base.trim_end_matches('/').into(),
-            http: client(timeout),
+            http: Http { timeout },
         }
     }
 
@@ -144,7 +172,13 @@ impl Razorpe {
             Some(key) => format!("{}/payments?request_id={key}", self.base),
             None => format!("{}/payments", self.base),
         };
-        let res = self.http.get(url).send().await.map_err(transport)?;
+        let res = self
+            .http
+            .client()
+            .get(url)
+            .send()
+            .await
+            .map_err(transport)?;
         if !res.status().is_success() {
             return Err(unavailable(res.status()));
         }
@@ -186,6 +220,7 @@ impl PaymentGateway for Razorpe {
             };
             let res = self
                 .http
+                .client()
                 .post(format!("{}/payments", self.base))
                 .json(&body)
                 .send()
