@@ -25,6 +25,7 @@ impl Counted<'_> {
 }
 use crate::dispatch::DispatchStats;
 use crate::domain::{LatLng, Order, OrderId, Rider, RiderId, RiderStatus};
+use crate::persistence::StoreError;
 
 impl Engine {
     /// The dispatcher, with the request counted in its mailbox until answered.
@@ -56,6 +57,17 @@ impl Engine {
         self.to_dispatcher()
             .send(UpdateLocation { rider, at })
             .await?
+    }
+
+    /// A position for the dispatcher, not waited for (the rider's socket answers nothing).
+    /// Refused as overloaded when the dispatcher's mailbox is full.
+    pub fn pass_location(&self, rider: RiderId, at: LatLng) -> Result<(), EngineError> {
+        self.dispatcher
+            .try_send(UpdateLocation { rider, at })
+            .map_err(|e| match e {
+                actix::prelude::SendError::Full(_) => StoreError::Overloaded.into(),
+                actix::prelude::SendError::Closed(_) => EngineError::Unavailable,
+            })
     }
 
     pub async fn accept_offer(
