@@ -18,13 +18,14 @@ cpu_busy() { awk -v hz="$(getconf CLK_TCK)" '/^cpu / {printf "%.1f", ($2 + $3 + 
 # CPU seconds per server thread name (workers, arbiters, tokio), to see which one saturates.
 threads_of() { for t in /proc/"$1"/task/*; do awk -v hz="$(getconf CLK_TCK)" '{gsub(/[()]/, "", $2); print $2, ($14 + $15) / hz}' "$t/stat" 2>/dev/null; done | awk '{a[$1] += $2} END {for (k in a) print k, a[k]}' | sort; }
 threads0=$(threads_of "$SERVER")
-busy0=$(cpu_busy); server0=$(cpu_of_pid "$SERVER"); pg0=$(cpu_of_user postgres); REDIS_PID=$(pgrep -o redis-server || echo self); redis0=$(cpu_of_pid "$REDIS_PID")
+vendors_cpu() { if [ -n "$VENDORS" ]; then cpu_of_pid "$VENDORS"; else echo 0; fi; }
+busy0=$(cpu_busy); server0=$(cpu_of_pid "$SERVER"); vendors0=$(vendors_cpu); pg0=$(cpu_of_user postgres); REDIS_PID=$(pgrep -o redis-server || echo self); redis0=$(cpu_of_pid "$REDIS_PID")
 wal0=$(psql "$PG/postgres" -Atc "SELECT pg_current_wal_insert_lsn()")
 start=$(date +%s.%N)
 /usr/bin/time -f "%U %S" -o "$WORK/load.time" "${DABBA_LOAD_BIN:-target/release/dabba}" load --url "$URL" "$@"
 wall=$(echo "$(date +%s.%N) - $start" | bc)
 threads1=$(threads_of "$SERVER")
-busy1=$(cpu_busy); server1=$(cpu_of_pid "$SERVER"); pg1=$(cpu_of_user postgres); redis1=$(cpu_of_pid "$REDIS_PID")
+busy1=$(cpu_busy); server1=$(cpu_of_pid "$SERVER"); vendors1=$(vendors_cpu); pg1=$(cpu_of_user postgres); redis1=$(cpu_of_pid "$REDIS_PID")
 read -r lu ls <"$WORK/load.time"
 # Write-ahead log written over the run (the whole cluster's: nothing else runs during a bench).
 wal_mb=$(psql "$PG/postgres" -Atc "SELECT round(pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '$wal0') / 1e6, 1)")
@@ -34,6 +35,7 @@ wal_mb=$(psql "$PG/postgres" -Atc "SELECT round(pg_wal_lsn_diff(pg_current_wal_i
   echo "  dabba load   $(echo "$lu + $ls" | bc)"
   echo "  postgres     $(echo "$pg1 - $pg0" | bc)"
   echo "  redis        $(echo "$redis1 - $redis0" | bc)"
+  echo "  fake vendors $(echo "$vendors1 - $vendors0" | bc) ($([ -n "$VENDORS" ] && echo "own process" || echo "inside dabba serve"))"
   echo "  machine busy $(echo "$busy1 - $busy0" | bc)"
   echo "postgres WAL written: $wal_mb MB"
   echo "server RSS: $(awk '/VmRSS/ {print $2, $3}' "/proc/$SERVER/status")"

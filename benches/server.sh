@@ -18,6 +18,18 @@ fi
 psql "$PG/postgres" -qc "CREATE DATABASE $DB" >/dev/null
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 URL=http://127.0.0.1:$PORT
+# The payment gateways: a fake vendor server in a process of its own (as a real gateway is
+# someone else's machine, its CPU is not the server's), from the generator's binary so both
+# sides of a comparison talk to the same one. BENCH_VENDORS=in-process runs them inside the
+# server instead, as the embedded default does.
+VENDORS=
+if [ "${BENCH_VENDORS:-process}" = process ]; then
+  VPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  RUST_LOG=warn "${DABBA_LOAD_BIN:-target/release/dabba}" fake-vendors --bind "127.0.0.1:$VPORT" >"$WORK/vendors.log" 2>&1 &
+  VENDORS=$!
+  for _ in $(seq 1 100); do (exec 3<>"/dev/tcp/127.0.0.1/$VPORT") 2>/dev/null && break; sleep 0.1; done
+  SERVER_ENV="DABBA_GATEWAYS=paycore=http://127.0.0.1:$VPORT/paycore,razorpe=http://127.0.0.1:$VPORT/razorpe ${SERVER_ENV:-}"
+fi
 # shellcheck disable=SC2086
 env DABBA_BIND=127.0.0.1:$PORT DABBA_STREAM_PREFIX="$DB" DATABASE_URL="$PG/$DB" REDIS_URL="$REDIS" DABBA_JWT_SECRET="$BENCH_SECRET" DABBA_WS_MAX_PER_IP=1000000 \
   RUST_LOG=warn ${SERVER_ENV:-} "${DABBA_SERVER_BIN:-target/release/dabba}" serve >"$WORK/server.log" 2>&1 &
@@ -31,6 +43,7 @@ cleanup() {
   cp "$WORK/server.log" "${BENCH_KEEP:-/tmp}/dabba-bench-server.log" 2>/dev/null || true
   kill "$SERVER" 2>/dev/null || true
   wait "$SERVER" 2>/dev/null || true
+  if [ -n "$VENDORS" ]; then kill "$VENDORS" 2>/dev/null || true; wait "$VENDORS" 2>/dev/null || true; fi
   psql "$PG/postgres" -qc "DROP DATABASE IF EXISTS $DB" >/dev/null 2>&1 || true
   # The run's streams, cache and rate-limit keys go with its database: streams are numbered
   # by the database's log, so a later run reusing them would find them ahead of its own log.
