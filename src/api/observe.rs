@@ -61,6 +61,38 @@ fn handles(route: String, method: Method, status: StatusCode) -> Handles {
     })
 }
 
+/// At most one "request failed" line per second per worker thread. Overloaded, the server
+/// refuses thousands of requests a second (each counted in the metrics); a line for each
+/// would spend the CPU it is short of on writing the log.
+const FAILURE_LOG_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+#[derive(Default)]
+struct FailureLog {
+    last: Option<Instant>,
+    /// Failures not logged since the last line.
+    suppressed: u64,
+}
+
+impl FailureLog {
+    /// `Some(failures not logged since the last line)` when this one should be logged.
+    fn admit(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.duration_since(last) < FAILURE_LOG_EVERY => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+}
+
+thread_local! {
+    static FAILURE_LOG: RefCell<FailureLog> = RefCell::default();
+}
+
 pub async fn middleware<B: MessageBody + 'static>(
     req: ServiceRequest,
     next: Next<B>,
@@ -84,12 +116,33 @@ pub async fn middleware<B: MessageBody + 'static>(
     let (count, latency) = handles(route, method, status);
     count.increment(1);
     latency.record(started.elapsed().as_secs_f64());
-    if status.is_server_error() {
-        span.in_scope(|| tracing::warn!(status = status.as_u16(), "request failed"));
+    if status.is_server_error()
+        && let Some(suppressed) = FAILURE_LOG.with(|log| log.borrow_mut().admit(Instant::now()))
+    {
+        span.in_scope(|| {
+            tracing::warn!(status = status.as_u16(), suppressed, "request failed");
+        });
     }
     let mut res = res?;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(REQUEST_ID, value);
     }
     Ok(res)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_logged_once_a_second_with_the_count_left_out() {
+        let mut log = FailureLog::default();
+        let t0 = Instant::now();
+        assert_eq!(log.admit(t0), Some(0));
+        for ms in [1, 10, 999] {
+            assert_eq!(log.admit(t0 + std::time::Duration::from_millis(ms)), None);
+        }
+        assert_eq!(log.admit(t0 + FAILURE_LOG_EVERY), Some(3));
+        assert_eq!(log.admit(t0 + FAILURE_LOG_EVERY * 3), Some(0));
+    }
 }
