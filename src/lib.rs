@@ -2,7 +2,8 @@
 //!
 //! # Layout
 //! - [`domain`]: pure rules: ids, coordinates and great-circle distance, money ([`domain::Cents`]),
-//!   the order state machine, refund tiers, the clock.
+//!   the order state machine, who takes part in an order ([`domain::Party`]), refund tiers,
+//!   the clock.
 //! - [`dispatch`]: the dispatch board, pure: riders, offers, tried lists, deadlines; commands
 //!   take the time and return effects.
 //! - [`geo`]: the R-tree of available riders (and of restaurants).
