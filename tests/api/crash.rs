@@ -263,15 +263,16 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
         let api = &api;
         inflight.push(async move { api.call(s, "POST", "/v1/orders", &token, Some(body)).await });
     }
+    // Killed once 60 placements were acknowledged, the rest still in flight. (Not after a
+    // count of finished requests: on a starved machine admission refuses many of the first
+    // ones, and the test would have too few acknowledged orders to check.)
     let mut acked: Vec<Value> = vec![];
-    let mut finished = 0;
     let mut killed = false;
     while let Some(result) = inflight.next().await {
-        finished += 1;
         if let Ok((201, order)) = result {
             acked.push(order);
         }
-        if finished == 80 && !killed {
+        if acked.len() == 60 && !killed {
             let pid = first.child.id().to_string();
             let status = Command::new("kill")
                 .args(["-9", &pid])
@@ -284,8 +285,8 @@ async fn kill_9_under_load_loses_nothing_acknowledged() {
     drop(inflight);
     drop(first);
     assert!(
-        acked.len() >= 50,
-        "only {} placements were acknowledged",
+        killed,
+        "only {} of 240 placements were acknowledged",
         acked.len()
     );
     eprintln!(
