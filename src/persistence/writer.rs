@@ -15,7 +15,9 @@
 //! refused at once with [`StoreError::Overloaded`] while writes wait longer than
 //! `max_queue_wait` to start, and new work that waited longer than that is refused instead of
 //! committed (its client is better served by a fast 503 and a retry). Writes that finish work
-//! already accepted (commands on orders, dispatch state) are never shed.
+//! already accepted (commands on orders, dispatch state) are never shed. A wait counts only
+//! with a backlog behind it (`shed_from` units queued): a lone write delayed by a scheduling
+//! hiccup or one slow commit is committed, since refusing it would free nothing for anyone.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -30,6 +32,8 @@ use super::{BatchOutcome, CommittedEvent, Store, StoreError, StoreResult, UnitOu
 
 /// Default [`WriterConfig::overlap_from`].
 pub const OVERLAP_FROM: usize = 32;
+/// Default [`WriterConfig::shed_from`]: at light load a stall leaves a unit or two queued.
+pub const SHED_FROM: usize = 8;
 
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
@@ -46,6 +50,8 @@ pub struct WriterConfig {
     /// New work waiting longer than this to start is refused (and so is new work arriving
     /// while writes wait this long).
     pub max_queue_wait: Duration,
+    /// Units queued from which a long wait is congestion; below it nothing is shed.
+    pub shed_from: usize,
 }
 
 impl Default for WriterConfig {
@@ -56,6 +62,7 @@ impl Default for WriterConfig {
             overlap_from: OVERLAP_FROM,
             queue: 16_384,
             max_queue_wait: Duration::from_millis(100),
+            shed_from: SHED_FROM,
         }
     }
 }
@@ -294,7 +301,13 @@ async fn run(
         }
         gather(&mut rx, &mut pending, max, config.max_delay).await;
         let take = pending.len().min(max);
-        let batch = shed_stale(pending.drain(..take), &health, config.max_queue_wait);
+        let backlog = pending.len() >= config.shed_from;
+        let batch = shed_stale(
+            pending.drain(..take),
+            &health,
+            config.max_queue_wait,
+            backlog,
+        );
         if batch.is_empty() {
             continue;
         }
@@ -359,23 +372,30 @@ async fn run(
     }
 }
 
-/// Records how long the batch's oldest unit waited, and refuses the new work that waited
-/// longer than `max_wait` (overloaded: its client gets a fast 503 instead of a late 2xx).
-fn shed_stale(jobs: impl Iterator<Item = Job>, health: &Health, max_wait: Duration) -> Vec<Job> {
+/// Records how long the batch's oldest unit waited and, with a `backlog` queued, refuses the
+/// new work that waited longer than `max_wait` (overloaded: its client gets a fast 503 instead
+/// of a late 2xx). Without one the wait is not congestion: nothing is refused, and new work
+/// stays welcome.
+fn shed_stale(
+    jobs: impl Iterator<Item = Job>,
+    health: &Health,
+    max_wait: Duration,
+    backlog: bool,
+) -> Vec<Job> {
     let now = Instant::now();
     let mut oldest = Duration::ZERO;
     let mut kept = Vec::new();
     for job in jobs {
         let waited = now.saturating_duration_since(job.queued_at);
         oldest = oldest.max(waited);
-        if job.sheddable && waited > max_wait {
+        if backlog && job.sheddable && waited > max_wait {
             metrics::counter!("dabba_writer_rejected_total", "reason" => "waited").increment(1);
             let _ = job.done.send(Err(StoreError::Overloaded));
         } else {
             kept.push(job);
         }
     }
-    health.set_queue_wait(oldest);
+    health.set_queue_wait(if backlog { oldest } else { Duration::ZERO });
     metrics::histogram!("dabba_writer_queue_wait_seconds").record(oldest.as_secs_f64());
     kept
 }

@@ -172,13 +172,13 @@ async fn a_full_write_queue_refuses_instead_of_dropping_and_every_queued_write_c
     }
 }
 
-/// Overload is judged by how long writes wait, not only by how many: new work that waited
-/// past the limit is refused (not committed), work already accepted still commits, and once
-/// the queue drains new work is taken again without a restart.
+/// Overload is judged by how long writes wait, not only by how many: with a backlog queued,
+/// new work that waited past the limit is refused (not committed), work already accepted
+/// still commits, and once the queue drains new work is taken again without a restart.
 #[actix_web::test]
 async fn new_work_that_waited_too_long_is_refused_and_the_writer_recovers_by_itself() {
     use dabba::persistence::StoreError;
-    use dabba::persistence::writer::{Writer, WriterConfig};
+    use dabba::persistence::writer::{SHED_FROM, Writer, WriterConfig};
 
     let (store, dir) = crate::helpers::bare_store().await;
     let config = WriterConfig {
@@ -192,26 +192,56 @@ async fn new_work_that_waited_too_long_is_refused_and_the_writer_recovers_by_its
             idempotency: None,
         })
     };
-    let (stale, accepted, fresh) = (
-        order(CustomerId::new()),
-        order(CustomerId::new()),
-        order(CustomerId::new()),
-    );
-    // The writer is stalled (not running yet) while these wait longer than the limit.
-    let new_work = writer.submit_new(place(&stale));
+    let stale: Vec<_> = (0..SHED_FROM).map(|_| order(CustomerId::new())).collect();
+    let (accepted, fresh) = (order(CustomerId::new()), order(CustomerId::new()));
+    // The writer is stalled (not running yet) while a backlog waits longer than the limit.
+    let new_work: Vec<_> = stale.iter().map(|o| writer.submit_new(place(o))).collect();
     let old_work = writer.submit(place(&accepted));
     actix_web::rt::time::sleep(std::time::Duration::from_millis(60)).await;
     actix_web::rt::spawn(task);
-    assert!(matches!(new_work.await, Err(StoreError::Overloaded)));
+    for refused in futures_util::future::join_all(new_work).await {
+        assert!(
+            matches!(refused, Err(StoreError::Overloaded)),
+            "{refused:?}"
+        );
+    }
     old_work.await.expect("work already accepted is never shed");
-    assert!(
-        store.order(stale.id).await.unwrap().is_none(),
-        "a refused write landed"
-    );
+    for o in &stale {
+        assert!(
+            store.order(o.id).await.unwrap().is_none(),
+            "a refused write landed"
+        );
+    }
     assert!(store.order(accepted.id).await.unwrap().is_some());
     // Drained: new work is welcome again.
     writer.submit_new(place(&fresh)).await.expect("recovered");
     assert!(store.order(fresh.id).await.unwrap().is_some());
+    if let Some(dir) = dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+/// A lone placement held up past the limit (a starved machine, one slow commit) is not
+/// overload: nothing queues behind it, refusing it would free nothing, so it commits.
+#[actix_web::test]
+async fn a_lone_write_delayed_past_the_limit_still_commits() {
+    use dabba::persistence::writer::{Writer, WriterConfig};
+
+    let (store, dir) = crate::helpers::bare_store().await;
+    let config = WriterConfig {
+        max_queue_wait: std::time::Duration::from_millis(20),
+        ..WriterConfig::default()
+    };
+    let (writer, task) = Writer::new(store.clone(), config, std::sync::Arc::new(Discard));
+    let lone = order(CustomerId::new());
+    let placed = writer.submit_new(WriteUnit::one(Write::PlaceOrder {
+        order: lone.clone(),
+        idempotency: None,
+    }));
+    actix_web::rt::time::sleep(std::time::Duration::from_millis(60)).await;
+    actix_web::rt::spawn(task);
+    placed.await.expect("a lone delayed write is committed");
+    assert!(store.order(lone.id).await.unwrap().is_some());
     if let Some(dir) = dir {
         let _ = std::fs::remove_dir_all(dir);
     }
