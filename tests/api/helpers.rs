@@ -51,6 +51,7 @@ impl Drop for TestApp {
 /// An answer of the server (status, JSON body, `Retry-After`).
 pub type Response = dabba::client::Reply;
 
+/// A scratch directory, removed when the test ends (passed or not).
 pub struct TempDir(std::path::PathBuf);
 
 impl Drop for TempDir {
@@ -543,7 +544,7 @@ pub fn bare_restaurant() -> dabba::domain::RestaurantId {
 }
 
 /// A store with no engine on top (a fresh database), holding one restaurant.
-pub async fn bare_store() -> (dabba::persistence::Store, Option<std::path::PathBuf>) {
+pub async fn bare_store() -> (dabba::persistence::Store, Option<TempDir>) {
     use dabba::domain::Restaurant;
     use dabba::persistence::{Store, Write, WriteUnit};
     let (store, dir) = match std::env::var("DABBA_TEST_STORE").as_deref() {
@@ -570,5 +571,5 @@ pub async fn bare_store() -> (dabba::persistence::Store, Option<std::path::PathB
         at: chrono::Utc::now(),
     };
     store.apply_batch(&[WriteUnit::one(add)]).await.unwrap();
-    (store, dir)
+    (store, dir.map(TempDir))
 }

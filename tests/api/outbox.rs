@@ -48,7 +48,7 @@ fn order(customer: CustomerId) -> dabba::domain::Order {
 
 #[actix_web::test]
 async fn committed_events_are_fanned_out_once_after_a_crash_and_never_twice() {
-    let (store, dir) = crate::helpers::bare_store().await;
+    let (store, _dir) = crate::helpers::bare_store().await;
     let customer = CustomerId::new();
     // Three orders committed with their events, as if the process died before handing them on.
     let mut placed = vec![];
@@ -127,9 +127,6 @@ async fn committed_events_are_fanned_out_once_after_a_crash_and_never_twice() {
         "a restart re-sends nothing handed on before"
     );
     second.abort();
-    if let Some(dir) = dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
 }
 
 struct Discard;
@@ -143,7 +140,7 @@ async fn a_full_write_queue_refuses_instead_of_dropping_and_every_queued_write_c
     use dabba::persistence::StoreError;
     use dabba::persistence::writer::{Writer, WriterConfig};
 
-    let (store, dir) = crate::helpers::bare_store().await;
+    let (store, _dir) = crate::helpers::bare_store().await;
     let config = WriterConfig {
         queue: 2,
         ..WriterConfig::default()
@@ -167,9 +164,6 @@ async fn a_full_write_queue_refuses_instead_of_dropping_and_every_queued_write_c
     assert!(store.order(orders[0].id).await.unwrap().is_some());
     assert!(store.order(orders[1].id).await.unwrap().is_some());
     assert!(store.order(orders[2].id).await.unwrap().is_none());
-    if let Some(dir) = dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
 }
 
 /// Overload is judged by how long writes wait, not only by how many: with a backlog queued,
@@ -180,7 +174,7 @@ async fn new_work_that_waited_too_long_is_refused_and_the_writer_recovers_by_its
     use dabba::persistence::StoreError;
     use dabba::persistence::writer::{SHED_FROM, Writer, WriterConfig};
 
-    let (store, dir) = crate::helpers::bare_store().await;
+    let (store, _dir) = crate::helpers::bare_store().await;
     let config = WriterConfig {
         max_queue_wait: std::time::Duration::from_millis(20),
         ..WriterConfig::default()
@@ -216,9 +210,6 @@ async fn new_work_that_waited_too_long_is_refused_and_the_writer_recovers_by_its
     // Drained: new work is welcome again.
     writer.submit_new(place(&fresh)).await.expect("recovered");
     assert!(store.order(fresh.id).await.unwrap().is_some());
-    if let Some(dir) = dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
 }
 
 /// A lone placement held up past the limit (a starved machine, one slow commit) is not
@@ -227,7 +218,7 @@ async fn new_work_that_waited_too_long_is_refused_and_the_writer_recovers_by_its
 async fn a_lone_write_delayed_past_the_limit_still_commits() {
     use dabba::persistence::writer::{Writer, WriterConfig};
 
-    let (store, dir) = crate::helpers::bare_store().await;
+    let (store, _dir) = crate::helpers::bare_store().await;
     let config = WriterConfig {
         max_queue_wait: std::time::Duration::from_millis(20),
         ..WriterConfig::default()
@@ -242,9 +233,6 @@ async fn a_lone_write_delayed_past_the_limit_still_commits() {
     actix_web::rt::spawn(task);
     placed.await.expect("a lone delayed write is committed");
     assert!(store.order(lone.id).await.unwrap().is_some());
-    if let Some(dir) = dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
 }
 
 #[actix_web::test]

@@ -29,7 +29,7 @@ async fn write(store: &Store, w: Write) -> Result<(), StoreError> {
 
 #[actix_web::test]
 async fn an_older_snapshot_fails_instead_of_vanishing() {
-    let (store, dir) = crate::helpers::bare_store().await;
+    let (store, _dir) = crate::helpers::bare_store().await;
     let id = RiderId::new();
     write(&store, Write::SaveRider(rider(id, 1))).await.unwrap();
     write(&store, Write::SaveRider(rider(id, 3))).await.unwrap();
@@ -40,14 +40,13 @@ async fn an_older_snapshot_fails_instead_of_vanishing() {
     );
     let riders = store.riders().await.unwrap();
     assert_eq!(riders.iter().find(|r| r.id == id).map(|r| r.rev), Some(3));
-    drop(dir.map(std::fs::remove_dir_all));
 }
 
 /// A batch of plain rows is one committing statement on PostgreSQL: a lost guard anywhere in
 /// it must leave none of it written.
 #[actix_web::test]
 async fn a_batch_with_a_lost_guard_writes_none_of_its_rows() {
-    let (store, dir) = crate::helpers::bare_store().await;
+    let (store, _dir) = crate::helpers::bare_store().await;
     let (old, new) = (RiderId::new(), RiderId::new());
     write(&store, Write::SaveRider(rider(old, 3)))
         .await
@@ -68,12 +67,11 @@ async fn a_batch_with_a_lost_guard_writes_none_of_its_rows() {
         "a row of the failed batch was committed"
     );
     assert_eq!(riders.iter().find(|r| r.id == old).map(|r| r.rev), Some(3));
-    drop(dir.map(std::fs::remove_dir_all));
 }
 
 #[actix_web::test]
 async fn the_database_refuses_what_the_domain_never_writes() {
-    let (store, dir) = crate::helpers::bare_store().await;
+    let (store, _dir) = crate::helpers::bare_store().await;
     let at = LatLng::parse(12.9716, 77.5946).unwrap();
     let restaurant = Restaurant {
         id: RestaurantId::new(),
@@ -140,7 +138,6 @@ async fn the_database_refuses_what_the_domain_never_writes() {
         orphan.is_err(),
         "an order of an unknown restaurant was stored"
     );
-    drop(dir.map(std::fs::remove_dir_all));
 }
 
 /// A ledger transaction written twice (a retry, a replay after a crash) counts once, in
@@ -149,7 +146,7 @@ async fn the_database_refuses_what_the_domain_never_writes() {
 async fn a_ledger_transaction_id_is_applied_at_most_once() {
     use dabba::domain::ledger::{Account, LedgerTxn, TxnKind};
     use dabba::domain::{Cents, CustomerId, OrderId};
-    let (store, dir) = crate::helpers::bare_store().await;
+    let (store, _dir) = crate::helpers::bare_store().await;
     let order = OrderId::new();
     let customer = CustomerId::new();
     let txn = LedgerTxn::new(
@@ -177,7 +174,4 @@ async fn a_ledger_transaction_id_is_applied_at_most_once() {
             ("outside".to_owned(), -12_345)
         ]
     );
-    if let Some(dir) = dir {
-        let _ = std::fs::remove_dir_all(dir);
-    }
 }

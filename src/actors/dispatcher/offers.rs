@@ -1,6 +1,9 @@
 //! Riders' answers to offers: a reject or an accept recorded on the board, and an accept
 //! carried through to the order's actor.
 
+use std::future::Future;
+use std::pin::Pin;
+
 use actix::prelude::*;
 
 use super::Dispatcher;
@@ -19,24 +22,42 @@ pub struct AnswerOffer {
     pub accept: bool,
 }
 
+/// Commits of a recorded answer, and what the answer tells: how many riders were offered the
+/// order so far and where the rider is.
+type Answered = (
+    Pin<Box<dyn Future<Output = Result<(), EngineError>>>>,
+    (u32, Option<LatLng>),
+);
+
+impl Dispatcher {
+    /// Records a rider's answer on the board; its writes are enqueued now (so they commit in
+    /// the order the board changed) and the returned future resolves once they committed.
+    fn answer(
+        &mut self,
+        ctx: &mut Context<Self>,
+        rider: RiderId,
+        order_id: OrderId,
+        accept: bool,
+    ) -> Result<Answered, EngineError> {
+        let decided = self
+            .run(ctx, |b, now| {
+                let fx = b.answer(rider, order_id, accept, now)?;
+                let at = b.whereabouts(rider).and_then(|(at, _)| at);
+                Ok::<_, DispatchError>((fx, (b.offered(order_id), at)))
+            })
+            .ok_or(EngineError::Unavailable)?;
+        let (fx, told) = decided?;
+        Ok((Box::pin(self.apply(fx)), told))
+    }
+}
+
 impl Handler<AnswerOffer> for Dispatcher {
     /// How many riders were offered the order, and where this one is.
     type Result = ResponseFuture<Result<(u32, Option<LatLng>), EngineError>>;
 
     fn handle(&mut self, msg: AnswerOffer, ctx: &mut Self::Context) -> Self::Result {
-        let result = self
-            .run(ctx, |b, now| {
-                let fx = b.answer(msg.rider, msg.order_id, msg.accept, now)?;
-                let at = b.whereabouts(msg.rider).and_then(|(at, _)| at);
-                Ok::<_, DispatchError>((fx, (b.offered(msg.order_id), at)))
-            })
-            .ok_or(EngineError::Unavailable);
-        match result {
-            Ok(Ok((fx, offers))) => {
-                let done = self.apply(fx);
-                Box::pin(async move { done.await.map(|()| offers) })
-            }
-            Ok(Err(e)) => Box::pin(async move { Err(e.into()) }),
+        match self.answer(ctx, msg.rider, msg.order_id, msg.accept) {
+            Ok((saved, told)) => Box::pin(async move { saved.await.map(|()| told) }),
             Err(e) => Box::pin(async move { Err(e) }),
         }
     }
@@ -55,40 +76,48 @@ pub struct AcceptOffer {
 impl Handler<AcceptOffer> for Dispatcher {
     type Result = ResponseFuture<Result<Order, EngineError>>;
 
+    /// The answer's writes and the assignment's are enqueued one after the other without
+    /// waiting in between (the writer commits in the order it was given, mostly in one
+    /// batch), so the rider waits for one commit, not two. An outage fails both; the order
+    /// refusing the rider (it ended meanwhile) leaves the answer recorded, as before.
     fn handle(&mut self, msg: AcceptOffer, ctx: &mut Self::Context) -> Self::Result {
         let AcceptOffer { rider, order_id } = msg;
-        let answered = self.handle(
-            AnswerOffer {
-                rider,
-                order_id,
-                accept: true,
-            },
-            ctx,
-        );
-        // A dispatching order always has a live actor: none means it ended meanwhile.
-        let order = self.services.directory.order(order_id);
+        let (saved, (offers, from)) = match self.answer(ctx, rider, order_id, true) {
+            Ok(answered) => answered,
+            Err(e) => return Box::pin(async move { Err(e) }),
+        };
+        // A dispatching order always has a live actor: none means it ended meanwhile. The
+        // command is in the actor's mailbox once `send` returns.
+        let assigning = self.services.directory.order(order_id).map(|addr| {
+            addr.send(ApplyCommand::by_engine(Command::AssignRider(
+                rider, offers, from,
+            )))
+        });
         let board = ctx.address();
         Box::pin(async move {
-            let (offers, from) = answered.await?;
-            let assigned = match order {
-                Some(addr) => {
-                    let cmd = Command::AssignRider(rider, offers, from);
-                    addr.send(ApplyCommand::by_engine(cmd))
-                        .await
-                        .unwrap_or_else(|e| Err(e.into()))
-                }
+            let assigned = match assigning {
+                Some(request) => request.await.unwrap_or_else(|e| Err(e.into())),
                 None => Err(EngineError::OfferNotActive),
             };
+            let recorded = saved.await;
             board.do_send(AssignmentRecorded {
                 rider,
                 order_id,
                 ok: assigned.is_ok(),
             });
-            assigned.map_err(|e| match e {
+            match (recorded, assigned) {
+                // The assignment is durable: the rider has the order. Only the board's record
+                // of the answer is missing (the rider's row is written whole at its next change).
+                (Err(error), Ok(order)) => {
+                    tracing::error!(%order_id, %rider, %error, "an accepted offer's answer was not committed");
+                    Ok(order)
+                }
+                (_, Ok(order)) => Ok(order),
+                (Err(error), Err(_)) => Err(error),
                 // The order ended (cancelled, timed out) while the answer was in flight.
-                EngineError::Order(_) => EngineError::OfferNotActive,
-                other => other,
-            })
+                (Ok(()), Err(EngineError::Order(_))) => Err(EngineError::OfferNotActive),
+                (Ok(()), Err(other)) => Err(other),
+            }
         })
     }
 }
