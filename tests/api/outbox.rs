@@ -166,32 +166,46 @@ async fn a_full_write_queue_refuses_instead_of_dropping_and_every_queued_write_c
     assert!(store.order(orders[2].id).await.unwrap().is_none());
 }
 
+/// A writer that refuses new work waiting over 20 ms, not yet running (the caller spawns its
+/// task), on a fresh store.
+async fn writer_with_a_20ms_limit() -> (
+    dabba::persistence::Store,
+    Option<crate::helpers::TempDir>,
+    dabba::persistence::writer::Writer,
+    impl std::future::Future<Output = ()> + 'static,
+) {
+    use dabba::persistence::writer::{Writer, WriterConfig};
+    let (store, dir) = crate::helpers::bare_store().await;
+    let config = WriterConfig {
+        max_queue_wait: Duration::from_millis(20),
+        ..WriterConfig::default()
+    };
+    let (writer, task) = Writer::new(store.clone(), config, Arc::new(Discard));
+    (store, dir, writer, task)
+}
+
+fn place(o: &dabba::domain::Order) -> WriteUnit {
+    WriteUnit::one(Write::PlaceOrder {
+        order: o.clone(),
+        idempotency: None,
+    })
+}
+
 /// Overload is judged by how long writes wait, not only by how many: with a backlog queued,
 /// new work that waited past the limit is refused (not committed), work already accepted
 /// still commits, and once the queue drains new work is taken again without a restart.
 #[actix_web::test]
 async fn new_work_that_waited_too_long_is_refused_and_the_writer_recovers_by_itself() {
     use dabba::persistence::StoreError;
-    use dabba::persistence::writer::{SHED_FROM, Writer, WriterConfig};
+    use dabba::persistence::writer::SHED_FROM;
 
-    let (store, _dir) = crate::helpers::bare_store().await;
-    let config = WriterConfig {
-        max_queue_wait: std::time::Duration::from_millis(20),
-        ..WriterConfig::default()
-    };
-    let (writer, task) = Writer::new(store.clone(), config, std::sync::Arc::new(Discard));
-    let place = |o: &dabba::domain::Order| {
-        WriteUnit::one(Write::PlaceOrder {
-            order: o.clone(),
-            idempotency: None,
-        })
-    };
+    let (store, _dir, writer, task) = writer_with_a_20ms_limit().await;
     let stale: Vec<_> = (0..SHED_FROM).map(|_| order(CustomerId::new())).collect();
     let (accepted, fresh) = (order(CustomerId::new()), order(CustomerId::new()));
     // The writer is stalled (not running yet) while a backlog waits longer than the limit.
     let new_work: Vec<_> = stale.iter().map(|o| writer.submit_new(place(o))).collect();
     let old_work = writer.submit(place(&accepted));
-    actix_web::rt::time::sleep(std::time::Duration::from_millis(60)).await;
+    actix_web::rt::time::sleep(Duration::from_millis(60)).await;
     actix_web::rt::spawn(task);
     for refused in futures_util::future::join_all(new_work).await {
         assert!(
@@ -216,20 +230,10 @@ async fn new_work_that_waited_too_long_is_refused_and_the_writer_recovers_by_its
 /// overload: nothing queues behind it, refusing it would free nothing, so it commits.
 #[actix_web::test]
 async fn a_lone_write_delayed_past_the_limit_still_commits() {
-    use dabba::persistence::writer::{Writer, WriterConfig};
-
-    let (store, _dir) = crate::helpers::bare_store().await;
-    let config = WriterConfig {
-        max_queue_wait: std::time::Duration::from_millis(20),
-        ..WriterConfig::default()
-    };
-    let (writer, task) = Writer::new(store.clone(), config, std::sync::Arc::new(Discard));
+    let (store, _dir, writer, task) = writer_with_a_20ms_limit().await;
     let lone = order(CustomerId::new());
-    let placed = writer.submit_new(WriteUnit::one(Write::PlaceOrder {
-        order: lone.clone(),
-        idempotency: None,
-    }));
-    actix_web::rt::time::sleep(std::time::Duration::from_millis(60)).await;
+    let placed = writer.submit_new(place(&lone));
+    actix_web::rt::time::sleep(Duration::from_millis(60)).await;
     actix_web::rt::spawn(task);
     placed.await.expect("a lone delayed write is committed");
     assert!(store.order(lone.id).await.unwrap().is_some());
