@@ -120,6 +120,65 @@ async fn a_failed_dispatcher_reloads_riders_offers_and_deadlines() {
     assert!(restarts(&app, "dispatcher").await >= 1);
 }
 
+/// A rider's accept commits the answer and the assignment together (one wait): restarted
+/// from the store right after, the dispatcher still has the rider on that order, never offers
+/// it a second one, and frees it at the delivery.
+#[actix_web::test]
+async fn an_accepted_rider_stays_booked_across_a_dispatcher_restart() {
+    let app = spawn_app().await;
+    let r1 = app.available_rider_at(north(100.0)).await;
+    let restaurant = app.restaurant().await;
+    let (_, customer) = app.customer().await;
+    let first = app.place(&customer, &restaurant.0).await;
+    app.accept(&restaurant, &first).await;
+    let taken = app
+        .post(
+            &format!("/v1/riders/{}/offers/{first}/accept", r1.0),
+            &r1.1,
+            json!({}),
+        )
+        .await;
+    assert_eq!(taken.status, 200, "{:?}", taken.body);
+    assert_eq!(taken.body["rider_id"], r1.0.as_str());
+
+    let r = app
+        .post("/v1/ops/faults", &app.ops, json!({"actor": "dispatcher"}))
+        .await;
+    assert_eq!(r.status, 202, "{:?}", r.body);
+
+    let s = app.rider_state(&r1.0).await;
+    assert_eq!(
+        (s["status"].as_str(), s["order_id"].as_str()),
+        (Some("busy"), Some(first.as_str())),
+        "{s:?}"
+    );
+    // A second order finds r1 busy: it goes to the next rider, never to r1.
+    let r2 = app.available_rider_at(north(300.0)).await;
+    let second = app.place(&customer, &restaurant.0).await;
+    app.accept(&restaurant, &second).await;
+    assert_eq!(
+        app.rider_state(&r2.0).await["offer"]["order_id"],
+        second.as_str()
+    );
+    assert_eq!(
+        app.rider_state(&r1.0).await["offer"],
+        serde_json::Value::Null
+    );
+    // Delivered, r1 is free again.
+    for step in ["pickup", "deliver"] {
+        let r = app
+            .post(&format!("/v1/orders/{first}/{step}"), &r1.1, json!({}))
+            .await;
+        assert_eq!(r.status, 200, "{step}: {:?}", r.body);
+    }
+    let s = app.rider_state(&r1.0).await;
+    assert_eq!(
+        (s["status"].as_str(), s["order_id"].clone()),
+        (Some("available"), serde_json::Value::Null)
+    );
+    assert!(restarts(&app, "dispatcher").await >= 1);
+}
+
 #[actix_web::test]
 async fn fault_injection_is_404_unless_enabled_and_ops_only() {
     let app = spawn_app().await;
